@@ -1,0 +1,61 @@
+# Two commands on a fresh machine (Python 3.11, Node 20, npm, make):
+#   make demo   - the whole pipeline locally, on an embedded moto server
+#   make test   - lint + the whole test suite (what CI runs)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+LINT_VENV := .venv-lint
+PY := $(VENV)/bin/python
+STAGE ?= dev
+
+.PHONY: setup demo serve test unit lint security bench package clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+$(LINT_VENV)/.installed: requirements-lint.txt
+	$(PYTHON) -m venv $(LINT_VENV)
+	$(LINT_VENV)/bin/pip install --quiet --upgrade pip
+	$(LINT_VENV)/bin/pip install --quiet -r requirements-lint.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+setup: $(VENV)/.installed $(LINT_VENV)/.installed node_modules/.installed
+
+## The main job: the whole pipeline locally on moto, sample CSV in, Athena queries out.
+demo: $(VENV)/.installed
+	$(PY) -m local.demo
+
+## Keep the local stack running on port 4566 for your own uploads (Ctrl-C stops it).
+serve: $(VENV)/.installed
+	$(PY) -m local.demo --serve --port 4566
+
+## Everything CI checks.
+test: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest -n 2 --dist loadfile
+
+unit: $(VENV)/.installed
+	$(PY) -m pytest -m "not integration and not infra"
+
+$(VENV)/.bench-installed: $(VENV)/.installed requirements-bench.txt
+	$(PY) -m pip install --quiet -r requirements-bench.txt
+	touch $@
+
+## Benchmarks: writes docs/benchmarks.md (see bench/README.md).
+bench: $(VENV)/.bench-installed
+	$(PY) -m bench
+
+package: node_modules/.installed
+	SLS_TELEMETRY_DISABLED=1 SLS_NOTIFICATIONS_MODE=off AWS_EC2_METADATA_DISABLED=true \
+	  npx serverless package --stage $(STAGE)
+
+clean:
+	rm -rf $(VENV) $(LINT_VENV) node_modules .serverless .pytest_cache .ruff_cache

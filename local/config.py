@@ -1,0 +1,118 @@
+"""The Python view of config/pipeline.yml, the one source of truth for names and settings.
+
+serverless.yml reads the same file through ``${file(./config/pipeline.yml):...}``; this module
+resolves the few placeholders that file may contain (``${sls:stage}`` and, in the bucket name,
+``${AWS::AccountId}`` / ``${AWS::Region}``) so the local stack, the tests, the benchmarks and
+verify_datacatalog.py use exactly the names and settings a deployment gets.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG_PATH = ROOT / "config" / "pipeline.yml"
+
+_PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
+
+
+@cache
+def raw_config() -> dict[str, Any]:
+    """The parsed YAML, placeholders untouched."""
+    with CONFIG_PATH.open(encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def resolve(value: str, *, stage: str, account_id: str, region: str) -> str:
+    """Substitute the placeholders config/pipeline.yml may use; anything else is an error."""
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        known = {"sls:stage": stage, "AWS::AccountId": account_id, "AWS::Region": region}
+        if name not in known:
+            raise ValueError(f"config/pipeline.yml: unsupported placeholder ${{{name}}} in {value!r}")
+        return known[name]
+
+    return _PLACEHOLDER.sub(substitute, value)
+
+
+@dataclass(frozen=True)
+class StackNames:
+    """Resolved resource names of one stage in one account and region."""
+
+    stage: str
+    account_id: str
+    region: str
+    table: str
+    bucket: str
+    ingest_queue: str
+    ingest_dlq: str
+    stream_failure_queue: str
+    glue_database: str
+    glue_table: str
+    athena_workgroup: str
+    alarm_topic: str
+
+
+def stack_names(stage: str, account_id: str = "123456789012", region: str | None = None) -> StackNames:
+    cfg = raw_config()
+    region = region or cfg["region"]
+    names = {k: resolve(v, stage=stage, account_id=account_id, region=region) for k, v in cfg["names"].items()}
+    return StackNames(
+        stage=stage,
+        account_id=account_id,
+        region=region,
+        table=names["table"],
+        bucket=names["bucket"],
+        ingest_queue=names["ingestQueue"],
+        ingest_dlq=names["ingestDlq"],
+        stream_failure_queue=names["streamFailureQueue"],
+        glue_database=names["glueDatabase"],
+        glue_table=names["glueTable"],
+        athena_workgroup=names["athenaWorkgroup"],
+        alarm_topic=names["alarmTopic"],
+    )
+
+
+def prefixes() -> dict[str, str]:
+    return dict(raw_config()["prefixes"])
+
+
+def function_settings(function: str) -> dict[str, Any]:
+    """Settings of one function block: 'ingestion', 'stream' or 'report'."""
+    return dict(raw_config()["functions"][function])
+
+
+def queue_settings() -> dict[str, Any]:
+    return dict(raw_config()["queues"])
+
+
+def catalog() -> dict[str, Any]:
+    return raw_config()["catalog"]
+
+
+def lambda_environment(names: StackNames) -> dict[str, str]:
+    """The environment every function gets: the same variables serverless.yml sets
+    (tests/infra checks the packaged template against this)."""
+    p = prefixes()
+    return {
+        "STAGE": names.stage,
+        "DYNAMODB_TABLE": names.table,
+        "BUCKET_NAME": names.bucket,
+        "GLUE_DATABASE": names.glue_database,
+        "GLUE_TABLE": names.glue_table,
+        "ATHENA_WORKGROUP": names.athena_workgroup,
+        "UPLOADS_PREFIX": p["uploads"],
+        "COMPRAS_PREFIX": p["compras"],
+        "INGEST_REPORTS_PREFIX": p["ingestReports"],
+        "REPORTS_PREFIX": p["reports"],
+        "DEFAULT_CURRENCY": raw_config()["defaults"]["currency"],
+        "POWERTOOLS_SERVICE_NAME": raw_config()["service"],
+        "POWERTOOLS_METRICS_NAMESPACE": "ComprasPipeline",
+    }

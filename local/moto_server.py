@@ -1,0 +1,71 @@
+"""An embedded AWS stand-in: moto in server mode, a real HTTP endpoint boto3 talks to.
+
+The handlers need no endpoint logic: boto3 honours AWS_ENDPOINT_URL, which `environment()` sets.
+moto's state is process-wide, so `reset()` (POST /moto-api/reset) is how tests start clean.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import urllib.request
+from contextlib import contextmanager
+from typing import Iterator
+
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105 - moto's well-known fake credentials
+    "AWS_SESSION_TOKEN": "testing",
+}
+MOTO_ACCOUNT_ID = "123456789012"
+
+
+class LocalAws:
+    """A running moto server and the environment that points boto3 at it."""
+
+    def __init__(self, port: int = 0, host: str = "127.0.0.1", region: str = "us-east-1") -> None:
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self.region = region
+        self._server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+        self._server.start()
+        bound_host, bound_port = self._server.get_host_and_port()
+        self.endpoint_url = f"http://{bound_host}:{bound_port}"
+        self.port = bound_port
+
+    def environment(self) -> dict[str, str]:
+        return {
+            **FAKE_CREDENTIALS,
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+
+    def apply_environment(self) -> None:
+        os.environ.update(self.environment())
+
+    def reset(self) -> None:
+        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - local endpoint
+            response.read()
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+@contextmanager
+def local_aws(port: int = 0, region: str = "us-east-1") -> Iterator[LocalAws]:
+    aws = LocalAws(port=port, region=region)
+    saved = {k: os.environ.get(k) for k in aws.environment()}
+    aws.apply_environment()
+    try:
+        yield aws
+    finally:
+        aws.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

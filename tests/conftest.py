@@ -1,0 +1,42 @@
+"""Shared fixtures: one moto server per test session (a real HTTP endpoint), reset per test."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from local.moto_server import LocalAws
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    aws = LocalAws()
+    yield aws
+    aws.stop()
+
+
+@pytest.fixture
+def aws(moto_server, monkeypatch):
+    """A clean moto server with boto3 pointed at it through the environment."""
+    moto_server.reset()
+    for key, value in moto_server.environment().items():
+        monkeypatch.setenv(key, value)
+    yield moto_server
+    moto_server.reset()
+
+
+@pytest.fixture
+def stack(aws, monkeypatch):
+    """The stage 'test' created from config/pipeline.yml, and the Lambda environment set."""
+    from local.stack import create_stack
+
+    created = create_stack(stage="test")
+    for key, value in created.lambda_environment().items():
+        monkeypatch.setenv(key, value)
+    yield created
+
+
+def pytest_configure(config):
+    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "ComprasPipeline")
+    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
