@@ -97,10 +97,34 @@ def catalog() -> dict[str, Any]:
     return raw_config()["catalog"]
 
 
+def table_keys() -> dict[str, str]:
+    """Key schema of the purchases table: {'partitionKey': ..., 'sortKey': ...}."""
+    return dict(raw_config()["table"])
+
+
+def observability() -> dict[str, Any]:
+    return dict(raw_config()["observability"])
+
+
+def athena_settings() -> dict[str, Any]:
+    return dict(raw_config()["athena"])
+
+
 def lambda_environment(names: StackNames) -> dict[str, str]:
-    """The environment every function gets: the same variables serverless.yml sets
-    (tests/infra checks the packaged template against this)."""
+    """The environment every function gets: exactly the variables serverless.yml sets in
+    ``provider.environment`` (tests/infra checks the packaged template against this).
+
+    Names and prefixes, the Powertools settings, and the tuning values the handlers read
+    (ingestion: WRITE_CONCURRENCY, MAX_WRITE_ATTEMPTS, BACKOFF_BASE_SECONDS, BACKOFF_CAP_SECONDS;
+    stream: PUT_CONCURRENCY; report: REPORT_MAX_RANGE_DAYS). All values are strings, as Lambda
+    passes them.
+    """
+    cfg = raw_config()
     p = prefixes()
+    obs = cfg["observability"]
+    ingestion = cfg["functions"]["ingestion"]
+    stream = cfg["functions"]["stream"]
+    report = cfg["functions"]["report"]
     return {
         "STAGE": names.stage,
         "DYNAMODB_TABLE": names.table,
@@ -112,7 +136,15 @@ def lambda_environment(names: StackNames) -> dict[str, str]:
         "COMPRAS_PREFIX": p["compras"],
         "INGEST_REPORTS_PREFIX": p["ingestReports"],
         "REPORTS_PREFIX": p["reports"],
-        "DEFAULT_CURRENCY": raw_config()["defaults"]["currency"],
-        "POWERTOOLS_SERVICE_NAME": raw_config()["service"],
-        "POWERTOOLS_METRICS_NAMESPACE": "ComprasPipeline",
+        "ATHENA_RESULTS_PREFIX": p["athenaResults"],
+        "DEFAULT_CURRENCY": cfg["defaults"]["currency"],
+        "POWERTOOLS_SERVICE_NAME": cfg["service"],
+        "POWERTOOLS_METRICS_NAMESPACE": obs["metricsNamespace"],
+        "POWERTOOLS_LOG_LEVEL": obs["logLevel"],
+        "WRITE_CONCURRENCY": str(ingestion["writeConcurrency"]),
+        "MAX_WRITE_ATTEMPTS": str(ingestion["maxWriteAttempts"]),
+        "BACKOFF_BASE_SECONDS": str(ingestion["backoffBaseSeconds"]),
+        "BACKOFF_CAP_SECONDS": str(ingestion["backoffCapSeconds"]),
+        "PUT_CONCURRENCY": str(stream["putConcurrency"]),
+        "REPORT_MAX_RANGE_DAYS": str(report["maxRangeDays"]),
     }

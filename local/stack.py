@@ -32,6 +32,39 @@ class LocalStack:
         return config.lambda_environment(self.names)
 
 
+def glue_table_input(names: config.StackNames) -> dict:
+    """The Glue TableInput of the purchases table, as serverless.yml declares it."""
+    cat = config.catalog()
+    return {
+        "Name": names.glue_table,
+        "TableType": "EXTERNAL_TABLE",
+        "Parameters": {"classification": "json", "EXTERNAL": "TRUE"},
+        "PartitionKeys": cat["partitionKeys"],
+        "StorageDescriptor": {
+            "Columns": cat["columns"],
+            "Location": f"s3://{names.bucket}/{config.prefixes()['compras']}",
+            "InputFormat": cat["inputFormat"],
+            "OutputFormat": cat["outputFormat"],
+            "SerdeInfo": {
+                "SerializationLibrary": cat["serde"],
+                "Parameters": dict(cat["serdeParameters"]),
+            },
+        },
+    }
+
+
+def tls_only_statement(resource_arns: list[str], service: str) -> dict:
+    """Deny every request that does not use TLS (bucket and queue policies)."""
+    return {
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": f"{service}:*",
+        "Resource": resource_arns,
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+
+
 def _queue(sqs, name: str, attributes: dict[str, str]) -> tuple[str, str]:
     url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -47,30 +80,56 @@ def create_stack(stage: str = "local", region: str | None = None) -> LocalStack:
 
     sqs = boto3.client("sqs", region_name=region)
     retention = str(queues["messageRetentionSeconds"])
-    dlq_url, dlq_arn = _queue(sqs, names.ingest_dlq, {"MessageRetentionPeriod": retention})
+    encrypted = {"MessageRetentionPeriod": retention, "SqsManagedSseEnabled": "true"}
+    dlq_url, dlq_arn = _queue(sqs, names.ingest_dlq, encrypted)
     ingest_url, ingest_arn = _queue(
         sqs,
         names.ingest_queue,
         {
+            **encrypted,
             "VisibilityTimeout": str(queues["ingestVisibilityTimeout"]),
-            "MessageRetentionPeriod": retention,
-            "RedrivePolicy": json.dumps(
-                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": queues["maxReceiveCount"]}
-            ),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": queues["maxReceiveCount"]}),
         },
     )
-    failure_url, failure_arn = _queue(sqs, names.stream_failure_queue, {"MessageRetentionPeriod": retention})
+    failure_url, failure_arn = _queue(sqs, names.stream_failure_queue, encrypted)
+    bucket_arn = f"arn:aws:s3:::{names.bucket}"
+    # Only S3 notifications from this bucket of this account may send to the ingest queue.
+    sqs.set_queue_attributes(
+        QueueUrl=ingest_url,
+        Attributes={
+            "Policy": json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "AllowUploadsNotificationsFromThisBucket",
+                            "Effect": "Allow",
+                            "Principal": {"Service": "s3.amazonaws.com"},
+                            "Action": "sqs:SendMessage",
+                            "Resource": ingest_arn,
+                            "Condition": {
+                                "ArnEquals": {"aws:SourceArn": bucket_arn},
+                                "StringEquals": {"aws:SourceAccount": account_id},
+                            },
+                        },
+                        tls_only_statement([ingest_arn], "sqs"),
+                    ],
+                }
+            )
+        },
+    )
 
     ddb = boto3.client("dynamodb", region_name=region)
+    keys = config.table_keys()
     table = ddb.create_table(
         TableName=names.table,
         AttributeDefinitions=[
-            {"AttributeName": "tenant_id", "AttributeType": "S"},
-            {"AttributeName": "compra_id", "AttributeType": "S"},
+            {"AttributeName": keys["partitionKey"], "AttributeType": "S"},
+            {"AttributeName": keys["sortKey"], "AttributeType": "S"},
         ],
         KeySchema=[
-            {"AttributeName": "tenant_id", "KeyType": "HASH"},
-            {"AttributeName": "compra_id", "KeyType": "RANGE"},
+            {"AttributeName": keys["partitionKey"], "KeyType": "HASH"},
+            {"AttributeName": keys["sortKey"], "KeyType": "RANGE"},
         ],
         BillingMode="PAY_PER_REQUEST",
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
@@ -81,6 +140,21 @@ def create_stack(stage: str = "local", region: str | None = None) -> LocalStack:
         s3.create_bucket(Bucket=names.bucket)
     else:
         s3.create_bucket(Bucket=names.bucket, CreateBucketConfiguration={"LocationConstraint": region})
+    s3.put_public_access_block(
+        Bucket=names.bucket,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    s3.put_bucket_policy(
+        Bucket=names.bucket,
+        Policy=json.dumps(
+            {"Version": "2012-10-17", "Statement": [tls_only_statement([bucket_arn, f"{bucket_arn}/*"], "s3")]}
+        ),
+    )
     s3.put_bucket_encryption(
         Bucket=names.bucket,
         ServerSideEncryptionConfiguration={
@@ -107,26 +181,9 @@ def create_stack(stage: str = "local", region: str | None = None) -> LocalStack:
         },
     )
 
-    cat = config.catalog()
     glue = boto3.client("glue", region_name=region)
     glue.create_database(DatabaseInput={"Name": names.glue_database})
-    glue.create_table(
-        DatabaseName=names.glue_database,
-        TableInput={
-            "Name": names.glue_table,
-            "TableType": "EXTERNAL_TABLE",
-            "Parameters": {"classification": "json", "EXTERNAL": "TRUE"},
-            "PartitionKeys": cat["partitionKeys"],
-            "StorageDescriptor": {
-                "Columns": cat["columns"],
-                "Location": f"s3://{names.bucket}/{prefixes['compras']}",
-                "InputFormat": cat["inputFormat"],
-                "OutputFormat": cat["outputFormat"],
-                "SerdeInfo": {"SerializationLibrary": cat["serde"], "Parameters": {"paths": ",".join(
-                    c["Name"] for c in cat["columns"])}},
-            },
-        },
-    )
+    glue.create_table(DatabaseName=names.glue_database, TableInput=glue_table_input(names))
     athena = boto3.client("athena", region_name=region)
     athena.create_work_group(
         Name=names.athena_workgroup,
@@ -136,6 +193,8 @@ def create_stack(stage: str = "local", region: str | None = None) -> LocalStack:
                 "EncryptionConfiguration": {"EncryptionOption": "SSE_S3"},
             },
             "EnforceWorkGroupConfiguration": True,
+            "PublishCloudWatchMetricsEnabled": True,
+            "BytesScannedCutoffPerQuery": config.athena_settings()["bytesScannedCutoffPerQuery"],
         },
     )
     return LocalStack(
@@ -148,4 +207,3 @@ def create_stack(stage: str = "local", region: str | None = None) -> LocalStack:
         stream_failure_queue_arn=failure_arn,
         table_stream_arn=table["LatestStreamArn"],
     )
-
