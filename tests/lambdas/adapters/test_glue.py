@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import boto3
+import pytest
+
+from lambdas.adapters.clients import client
+from lambdas.adapters.glue import BATCH_LIMIT, PartitionRegistry, PartitionSpec, PartitionValuesError
+from lambdas.domain.keys import partition_prefix
+
+pytestmark = pytest.mark.integration
+
+
+def spec(bucket: str, tenant: str, day: str = "07") -> PartitionSpec:
+    return PartitionSpec(
+        values=(tenant, "2026", "03", day), location=f"s3://{bucket}/{partition_prefix(tenant, '2026', '03', day)}"
+    )
+
+
+def partitions(stack) -> dict[tuple[str, ...], dict]:
+    glue = boto3.client("glue")
+    pages = glue.get_paginator("get_partitions").paginate(
+        DatabaseName=stack.names.glue_database, TableName=stack.names.glue_table
+    )
+    return {tuple(p["Values"]): p for page in pages for p in page["Partitions"]}
+
+
+@pytest.fixture
+def registry(stack):
+    return PartitionRegistry(stack.names.glue_database, stack.names.glue_table)
+
+
+def test_creates_partitions_with_real_values_and_encoded_location(stack, registry):
+    bucket = stack.names.bucket
+    result = registry.ensure([spec(bucket, "../evil tenant"), spec(bucket, "store-1")])
+    assert sorted(result.created) == [("../evil tenant", "2026", "03", "07"), ("store-1", "2026", "03", "07")]
+    stored = partitions(stack)
+    evil = stored[("../evil tenant", "2026", "03", "07")]["StorageDescriptor"]
+    assert evil["Location"] == f"s3://{bucket}/compras/~2E~2E~2Fevil~20tenant/2026/03/07/"
+    table = boto3.client("glue").get_table(DatabaseName=stack.names.glue_database, Name=stack.names.glue_table)
+    expected = dict(table["Table"]["StorageDescriptor"], Location=evil["Location"])
+    assert {k: evil[k] for k in ("Columns", "InputFormat", "OutputFormat", "SerdeInfo", "Location")} == {
+        k: expected[k] for k in ("Columns", "InputFormat", "OutputFormat", "SerdeInfo", "Location")
+    }
+
+
+def test_existing_partitions_are_not_an_error(stack, registry):
+    bucket = stack.names.bucket
+    PartitionRegistry(stack.names.glue_database, stack.names.glue_table).ensure([spec(bucket, "a")])
+    result = registry.ensure([spec(bucket, "a"), spec(bucket, "b")])
+    assert result.already_existed == [("a", "2026", "03", "07")]
+    assert result.created == [("b", "2026", "03", "07")]
+    assert not result.failed
+    assert set(partitions(stack)) == {("a", "2026", "03", "07"), ("b", "2026", "03", "07")}
+
+
+def test_known_partitions_are_cached_per_container(stack, registry):
+    bucket = stack.names.bucket
+    registry.ensure([spec(bucket, "a")])
+    calls = []
+    glue = client("glue")
+    glue.meta.events.register("before-call.glue.*", lambda model, **_: calls.append(model.name))
+    try:
+        again = registry.ensure([spec(bucket, "a"), spec(bucket, "a")])
+        assert (again.created, again.already_existed, again.failed) == ([], [], {})
+        assert calls == []
+        registry.ensure([spec(bucket, "c")])
+        assert calls == ["BatchCreatePartition"]  # the table was fetched once, earlier
+    finally:
+        glue.meta.events.unregister("before-call.glue.*")
+
+
+def test_more_than_one_batch(stack, registry):
+    bucket = stack.names.bucket
+    specs = [spec(bucket, f"t{i:03d}") for i in range(BATCH_LIMIT + 5)]
+    result = registry.ensure(specs)
+    assert len(result.created) == BATCH_LIMIT + 5
+    assert len(partitions(stack)) == BATCH_LIMIT + 5
+
+
+def test_wrong_number_of_values_is_rejected(stack, registry):
+    bad = PartitionSpec(values=("a", "2026", "03"), location="s3://b/compras/a/2026/03/")
+    with pytest.raises(PartitionValuesError, match="4 partition keys"):
+        registry.ensure([bad])
+    assert partitions(stack) == {}
+
+
+def test_missing_table_marks_partitions_failed(aws):
+    registry = PartitionRegistry("no-such-db", "no-such-table")
+    result = registry.ensure([PartitionSpec(values=("a", "2026", "03", "07"), location="s3://b/x/")])
+    assert list(result.failed) == [("a", "2026", "03", "07")]
+    assert "cannot read Glue table no-such-db.no-such-table" in result.failed[("a", "2026", "03", "07")]
