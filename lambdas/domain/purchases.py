@@ -332,19 +332,24 @@ def ingest(
 
     current_key: Key | None = None
     current: list[TicketLine] = []
-    for row in rows:
-        report.rows_read += 1
-        if isinstance(row, RowRejection):
-            report.reject_row(row)
-            continue
-        key = row.key
-        if key != current_key:
-            if current_key is not None:
-                finish(current_key, current)
-            current_key, current = key, []
-            if hash(key) in flushed:
-                split.add(key)
-        current.append(row)
+    try:
+        for row in rows:
+            report.rows_read += 1
+            if isinstance(row, RowRejection):
+                report.reject_row(row)
+                continue
+            key = row.key
+            if key != current_key:
+                if current_key is not None:
+                    finish(current_key, current)
+                current_key, current = key, []
+                if hash(key) in flushed:
+                    split.add(key)
+            current.append(row)
+    except FileRejected as exc:  # raised only before any row was yielded ("no data rows")
+        report.file_rejection = exc.reason
+        report.duration_seconds = clock() - started
+        return report
     if current_key is not None:
         finish(current_key, current)
     _refused(report, sink.flush())

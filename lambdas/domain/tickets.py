@@ -204,6 +204,8 @@ def parse_header(line: str) -> Header:
             f"the header (line 1) is not valid UTF-8 (undecodable byte at character {position + 1}): "
             "save the file as UTF-8"
         )
+    if "\x00" in line:
+        raise FileRejected("the header (line 1) contains NUL bytes: the file is binary or UTF-16/32, not UTF-8 CSV")
     stripped = line.strip()
     if not stripped:
         raise FileRejected("the header (line 1) is empty: the first line must name the columns")
