@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
 
 from lambdas.adapters.clients import client
 
@@ -37,3 +43,68 @@ def put_objects_parallel(
         return [put(item) for item in objects]
     with ThreadPoolExecutor(max_workers=min(concurrency, len(objects)), thread_name_prefix="s3-put") as pool:
         return list(pool.map(put, objects))
+
+
+# -- ingestion: streaming reads, JSON reports ---------------------------------------------------------
+
+READ_CHUNK_BYTES = 1024 * 1024
+
+
+class ObjectNotFound(Exception):
+    """The object (or its bucket) does not exist (any more)."""
+
+
+class ObjectChanged(Exception):
+    """The object was overwritten between two reads that must see the same version (If-Match failed)."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    bucket: str
+    key: str
+    etag: str  # without quotes
+    last_modified: datetime
+    size: int
+
+
+def open_object(
+    bucket: str, key: str, *, if_match: str | None = None, chunk_size: int = READ_CHUNK_BYTES
+) -> tuple[ObjectInfo, Iterator[bytes]]:
+    """GET an object as a stream of byte chunks (nothing is downloaded up front, nothing goes to /tmp).
+
+    ``if_match`` (an ETag) makes the read fail with :class:`ObjectChanged` when the object is no longer
+    that version. The body is closed when the iterator is exhausted or garbage-collected.
+    """
+    params: dict[str, Any] = {"Bucket": bucket, "Key": key}
+    if if_match:
+        params["IfMatch"] = f'"{if_match}"'
+    try:
+        response = client("s3").get_object(**params)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in ("NoSuchKey", "NoSuchBucket", "404"):
+            raise ObjectNotFound(f"s3://{bucket}/{key} does not exist ({code})") from exc
+        if code in ("PreconditionFailed", "412"):
+            raise ObjectChanged(f"s3://{bucket}/{key} changed since ETag {if_match}") from exc
+        raise
+    info = ObjectInfo(
+        bucket=bucket,
+        key=key,
+        etag=response["ETag"].strip('"'),
+        last_modified=response["LastModified"],
+        size=int(response.get("ContentLength", 0)),
+    )
+    return info, _chunks(response["Body"], chunk_size)
+
+
+def _chunks(body: Any, chunk_size: int) -> Iterator[bytes]:
+    try:
+        yield from body.iter_chunks(chunk_size)
+    finally:
+        body.close()
+
+
+def put_json(bucket: str, key: str, document: Any) -> None:
+    """PUT a JSON document (UTF-8, non-ASCII kept; Decimal and datetime written as strings)."""
+    body = json.dumps(document, ensure_ascii=False, indent=2, default=str).encode("utf-8")
+    client("s3").put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")

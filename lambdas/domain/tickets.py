@@ -35,6 +35,7 @@ PRICE_MAX_INTEGER_DIGITS = 14  # decimal(18,4)
 PRICE_MAX_DECIMALS = 4
 FIELD_SIZE_LIMIT = 131072  # characters per field (the csv module's default, made explicit)
 READ_CHUNK_BYTES = 1024 * 1024
+_MAGIC_BYTES = 1024  # how much of the start is inspected for gzip/ZIP/UTF-16/NUL bytes
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # tab, CR, LF allowed in text
@@ -119,12 +120,12 @@ class TextLines:
     def __iter__(self) -> Iterator[str]:
         decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="surrogateescape")  # BOM optional
         carry = ""  # an unfinished line (or a lone "\r" that may be the first half of "\r\n")
-        head = b""  # the first bytes, until there are enough to recognise gzip/ZIP/UTF-16
+        head = b""  # the first bytes, until there are enough to recognise gzip/ZIP/UTF-16/binary
         started = False
         for chunk in self._chunks:
             if not started:
                 head += chunk
-                if len(head) < 4:
+                if len(head) < _MAGIC_BYTES:
                     continue
                 _check_magic(head)
                 started, chunk = True, head
@@ -180,7 +181,7 @@ def _check_magic(head: bytes) -> None:
         raise FileRejected("the file is a ZIP archive (an Excel workbook?): export it as CSV (UTF-8)")
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise FileRejected("the file is UTF-16 encoded: save it as UTF-8")
-    if b"\x00" in head[:1024]:
+    if b"\x00" in head[:_MAGIC_BYTES]:
         raise FileRejected("the file contains NUL bytes near its start: it is binary or UTF-16/32, not UTF-8 CSV")
 
 
