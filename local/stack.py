@@ -10,6 +10,7 @@ workgroup. Lambda functions and event-source mappings are NOT created in moto (s
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 
 import boto3
@@ -149,12 +150,15 @@ def create_stack(stage: str = "local", region: str | None = None) -> LocalStack:
             "RestrictPublicBuckets": True,
         },
     )
-    s3.put_bucket_policy(
-        Bucket=names.bucket,
-        Policy=json.dumps(
-            {"Version": "2012-10-17", "Statement": [tls_only_statement([bucket_arn, f"{bucket_arn}/*"], "s3")]}
-        ),
-    )
+    # moto enforces the TLS-only Deny, and the local endpoint is plain HTTP: every S3 request would be
+    # refused (403). Apply it only when the endpoint speaks TLS (serverless.yml always has it on AWS).
+    if not os.environ.get("AWS_ENDPOINT_URL", "").startswith("http://"):
+        s3.put_bucket_policy(
+            Bucket=names.bucket,
+            Policy=json.dumps(
+                {"Version": "2012-10-17", "Statement": [tls_only_statement([bucket_arn, f"{bucket_arn}/*"], "s3")]}
+            ),
+        )
     s3.put_bucket_encryption(
         Bucket=names.bucket,
         ServerSideEncryptionConfiguration={
