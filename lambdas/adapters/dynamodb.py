@@ -56,10 +56,10 @@ class WritePolicy:
     backoff_cap_seconds: float = 5.0
 
     ENV: ClassVar[dict[str, str]] = {
-        "concurrency": "INGEST_WRITE_CONCURRENCY",
-        "max_attempts": "INGEST_MAX_WRITE_ATTEMPTS",
-        "backoff_base_seconds": "INGEST_BACKOFF_BASE_SECONDS",
-        "backoff_cap_seconds": "INGEST_BACKOFF_CAP_SECONDS",
+        "concurrency": "WRITE_CONCURRENCY",
+        "max_attempts": "MAX_WRITE_ATTEMPTS",
+        "backoff_base_seconds": "BACKOFF_BASE_SECONDS",
+        "backoff_cap_seconds": "BACKOFF_CAP_SECONDS",
     }
 
     @classmethod

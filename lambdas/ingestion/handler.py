@@ -1,0 +1,94 @@
+"""ingestarTickets: SQS (S3 event notifications of uploads/*.csv) -> purchases in DynamoDB.
+
+Thin: Powertools' BatchProcessor reports each failed message in ``batchItemFailures`` (the SQS event
+source uses ReportBatchItemFailures), so one bad message never fails its neighbours. Each message body
+is an S3 event notification; every ObjectCreated:* record of a CSV under the uploads prefix is handed to
+lambdas.ingestion.service. Environment: STAGE, DYNAMODB_TABLE, BUCKET_NAME, UPLOADS_PREFIX,
+INGEST_REPORTS_PREFIX (and the rest of lambdas.shared.settings.Settings); tuning, with the defaults of
+config/pipeline.yml: WRITE_CONCURRENCY, MAX_WRITE_ATTEMPTS, BACKOFF_BASE_SECONDS,
+BACKOFF_CAP_SECONDS, MAX_REPORTED_REJECTIONS.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import unquote_plus
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes import S3Event
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from lambdas.ingestion import service
+from lambdas.shared.observability import logger_for, metrics_for
+from lambdas.shared.settings import Settings
+
+FUNCTION = "ingestarTickets"
+logger = logger_for(FUNCTION)
+metrics = metrics_for(FUNCTION)
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+class NotAnS3Notification(ValueError):
+    """The message is neither an S3 event notification nor an s3:TestEvent (it ends in the DLQ)."""
+
+
+def record_handler(record: SQSRecord) -> None:
+    settings = Settings.from_env()
+    try:
+        body = record.json_body
+    except ValueError as exc:
+        raise NotAnS3Notification(f"message {record.message_id}: body is not JSON ({exc})") from None
+    if not isinstance(body, dict):
+        raise NotAnS3Notification(f"message {record.message_id}: body is not a JSON object")
+    if body.get("Event") == "s3:TestEvent":
+        logger.info("s3:TestEvent skipped", extra={"message_id": record.message_id, "bucket": body.get("Bucket")})
+        return
+    if not isinstance(body.get("Records"), list):
+        raise NotAnS3Notification(f"message {record.message_id}: no 'Records' list (not an S3 event notification)")
+    for s3_record in S3Event(body).records:
+        _handle_s3_record(s3_record, settings, record.message_id)
+
+
+def _handle_s3_record(s3_record: Any, settings: Settings, message_id: str) -> None:
+    bucket = s3_record.s3.bucket.name
+    key = unquote_plus(s3_record.s3.get_object.key)
+    where = {"message_id": message_id, "bucket": bucket, "key": key, "event_name": s3_record.event_name}
+    if not s3_record.event_name.startswith("ObjectCreated:"):
+        logger.info("not an ObjectCreated event: skipped", extra=where)
+        return
+    if not key.startswith(settings.uploads_prefix) or not key.lower().endswith(".csv"):
+        logger.info(f"not a CSV under {settings.uploads_prefix}: skipped", extra=where)
+        return
+    started = time.monotonic()
+    outcome = service.ingest_object(bucket, key, settings)
+    if outcome is None:
+        logger.warning("object no longer exists: nothing to ingest (not retried)", extra=where)
+        metrics.add_metric(name="FilesMissing", unit=MetricUnit.Count, value=1)
+        return
+    report = outcome.report
+    counts = report["counts"]
+    metrics.add_metric(name="Files", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="RowsRead", unit=MetricUnit.Count, value=counts["rows_read"])
+    metrics.add_metric(name="RowsRejected", unit=MetricUnit.Count, value=counts["rows_rejected"])
+    metrics.add_metric(name="PurchasesWritten", unit=MetricUnit.Count, value=counts["purchases_written"])
+    metrics.add_metric(name="PurchasesRejected", unit=MetricUnit.Count, value=counts["purchases_rejected"])
+    metrics.add_metric(name="FileDuration", unit=MetricUnit.Seconds, value=round(time.monotonic() - started, 3))
+    if report["status"] == "rejected":
+        metrics.add_metric(name="FilesRejected", unit=MetricUnit.Count, value=1)
+        logger.warning(
+            f"file rejected: {report['file_rejection_reason']}",
+            extra={**where, "report": outcome.report_uri, "status": report["status"]},
+        )
+        return
+    logger.info(
+        "file ingested",
+        extra={**where, "report": outcome.report_uri, "status": report["status"], "counts": counts},
+    )
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
