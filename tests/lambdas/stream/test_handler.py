@@ -1,0 +1,251 @@
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import boto3
+import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+from botocore.exceptions import ClientError
+
+from lambdas.adapters.clients import client
+from lambdas.stream import handler as stream_handler
+from local.stream_poller import LocalLambdaContext, to_lambda_record
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def cold_container():
+    stream_handler.reset_container_state()
+    yield
+    stream_handler.reset_container_state()
+
+
+def purchase(tenant_id, compra_id, fecha="2026-03-07 10:15:00", **overrides):
+    item = {
+        "tenant_id": tenant_id,
+        "compra_id": compra_id,
+        "user_id": "u-1",
+        "fecha": fecha,
+        "productos": [
+            {
+                "codigo": "P1",
+                "nombre": "Leche",
+                "categoria": "lacteos",
+                "cantidad": Decimal(2),
+                "precio_unitario": Decimal("99.99"),
+                "ticket_id": "T1",
+            }
+        ],
+        "source_bucket": "b",
+        "source_key": "uploads/x.csv",
+        "source_etag": "e",
+        "ingested_at": "2026-11-23T19:27:47Z",
+    }
+    item.update(overrides)
+    return item
+
+
+def table(stack):
+    return boto3.resource("dynamodb").Table(stack.names.table)
+
+
+def stream_event(stack) -> dict:
+    """Every record currently in the table's stream, as Lambda would deliver them."""
+    streams = boto3.client("dynamodbstreams")
+    shard = streams.describe_stream(StreamArn=stack.table_stream_arn)["StreamDescription"]["Shards"][0]
+    iterator = streams.get_shard_iterator(
+        StreamArn=stack.table_stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    records = []
+    while True:
+        response = streams.get_records(ShardIterator=iterator)
+        if not response["Records"]:
+            break
+        records.extend(response["Records"])
+        iterator = response["NextShardIterator"]
+    return {"Records": [to_lambda_record(r, stack.table_stream_arn) for r in records]}
+
+
+def context():
+    return LocalLambdaContext(
+        function_name="actualizarComprasStream",
+        invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:actualizarComprasStream",
+        memory_limit_in_mb=512,
+        timeout_seconds=60,
+    )
+
+
+def objects(stack) -> dict[str, bytes]:
+    s3 = boto3.client("s3")
+    keys = [
+        o["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=stack.names.bucket, Prefix="compras/")
+        for o in page.get("Contents", [])
+    ]
+    return {k: s3.get_object(Bucket=stack.names.bucket, Key=k)["Body"].read() for k in keys}
+
+
+def partitions(stack) -> dict[tuple[str, ...], str]:
+    glue = boto3.client("glue")
+    pages = glue.get_paginator("get_partitions").paginate(
+        DatabaseName=stack.names.glue_database, TableName=stack.names.glue_table
+    )
+    return {tuple(p["Values"]): p["StorageDescriptor"]["Location"] for page in pages for p in page["Partitions"]}
+
+
+def seq(event, index):
+    return event["Records"][index]["dynamodb"]["SequenceNumber"]
+
+
+def stamp(event, index):
+    from datetime import UTC, datetime
+
+    created = event["Records"][index]["dynamodb"]["ApproximateCreationDateTime"]
+    return datetime.fromtimestamp(created, tz=UTC).strftime("%Y%m%d_%H%M%S")
+
+
+def test_insert_modify_remove_become_documents_and_partitions(stack):
+    t = table(stack)
+    t.put_item(Item=purchase("store-1", "B1"))
+    t.put_item(Item=purchase("../tienda ñ", "a/b", fecha="2026-12-31 23:59:59"))
+    t.put_item(Item=purchase("store-1", "B1", user_id="u-2"))
+    t.delete_item(Key={"tenant_id": "store-1", "compra_id": "B1"})
+    event = stream_event(stack)
+    assert [r["eventName"] for r in event["Records"]] == ["INSERT", "INSERT", "MODIFY", "REMOVE"]
+
+    assert stream_handler.handler(event, context()) == {"batchItemFailures": []}
+
+    bucket = stack.names.bucket
+    written = objects(stack)
+    expected_keys = {
+        f"compras/store-1/2026/03/07/INSERT_B1_{stamp(event, 0)}_{seq(event, 0)}.json",
+        f"compras/~2E~2E~2Ftienda~20~C3~B1/2026/12/31/INSERT_a~2Fb_{stamp(event, 1)}_{seq(event, 1)}.json",
+        f"compras/store-1/2026/03/07/MODIFY_B1_{stamp(event, 2)}_{seq(event, 2)}.json",
+        f"compras/store-1/2026/03/07/REMOVE_B1_{stamp(event, 3)}_{seq(event, 3)}.json",
+    }
+    assert set(written) == expected_keys
+    for body in written.values():
+        assert body.endswith(b"\n") and body.count(b"\n") == 1
+
+    modify = json.loads(written[sorted(k for k in written if "/MODIFY_" in k)[0]], parse_float=Decimal)
+    remove = json.loads(written[sorted(k for k in written if "/REMOVE_" in k)[0]], parse_float=Decimal)
+    assert modify["user_id"] == "u-2"
+    assert remove["user_id"] == "u-2"  # REMOVE exports the old image: the last state of the purchase
+    assert remove["resumen"] == {
+        "total_productos": 1,
+        "total_cantidad": 2,
+        "total_precio": Decimal("199.98"),
+        "moneda": "EUR",
+    }
+    assert remove["metadata"]["event_name"] == "REMOVE"
+    assert remove["metadata"]["sequence_number"] == seq(event, 3)
+    assert remove["metadata"]["stage"] == "test"
+    assert remove["metadata"]["processed_by"] == "actualizarComprasStream"
+    assert remove["metadata"]["aws_region"] == "us-east-1"
+
+    unsafe = json.loads(written[next(k for k in written if "/INSERT_a~2Fb_" in k)])
+    assert (unsafe["tenant_id"], unsafe["compra_id"]) == ("../tienda ñ", "a/b")
+
+    assert partitions(stack) == {
+        ("store-1", "2026", "03", "07"): f"s3://{bucket}/compras/store-1/2026/03/07/",
+        ("../tienda ñ", "2026", "12", "31"): f"s3://{bucket}/compras/~2E~2E~2Ftienda~20~C3~B1/2026/12/31/",
+    }
+
+
+def test_rerunning_the_same_batch_leaves_the_same_objects(stack):
+    t = table(stack)
+    for i in range(5):
+        t.put_item(Item=purchase(f"s{i % 2}", f"B{i}"))
+    event = stream_event(stack)
+    stream_handler.handler(event, context())
+    first = set(objects(stack))
+    first_partitions = partitions(stack)
+    stream_handler.reset_container_state()  # a retry may land on a fresh container
+    assert stream_handler.handler(event, context()) == {"batchItemFailures": []}
+    assert set(objects(stack)) == first
+    assert len(first) == 5
+    assert partitions(stack) == first_partitions
+
+
+def test_malformed_record_is_reported_and_the_rest_is_written(stack, caplog):
+    t = table(stack)
+    t.put_item(Item=purchase("s", "good-1"))
+    t.put_item(Item=purchase("s", "bad", fecha="07/03/2026"))
+    t.put_item(Item=purchase("s", "good-2"))
+    event = stream_event(stack)
+
+    response = stream_handler.handler(event, context())
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": seq(event, 1)}]}
+    assert sorted(k.split("/")[-1].split("_")[1] for k in objects(stack)) == ["good-1", "good-2"]
+    malformed = [r for r in caplog.records if r.getMessage().startswith("Malformed stream record")]
+    assert len(malformed) == 1
+    assert malformed[0].sequence_number == seq(event, 1)
+    assert "attribute 'fecha'" in malformed[0].reason
+    assert malformed[0].levelname == "ERROR"
+
+
+def test_parallel_put_failures_are_reported_per_record(stack):
+    t = table(stack)
+    for name in ["ok-0", "fail-1", "ok-2", "fail-3", "ok-4"]:
+        t.put_item(Item=purchase("s", name))
+    event = stream_event(stack)
+
+    def refuse(params, **_):
+        if "_fail-" in params["Key"]:
+            raise ClientError({"Error": {"Code": "SlowDown", "Message": "Please reduce your request rate"}}, "PutObject")
+
+    s3 = client("s3")
+    s3.meta.events.register("before-parameter-build.s3.PutObject", refuse)
+    try:
+        response = stream_handler.handler(event, context())
+    finally:
+        s3.meta.events.unregister("before-parameter-build.s3.PutObject", refuse)
+
+    # Every unwritten record is reported; Lambda checkpoints before the lowest one (fail-1), so no
+    # record after an unwritten one is checkpointed, and the written ones after it are rewritten.
+    assert response == {"batchItemFailures": [{"itemIdentifier": seq(event, 1)}, {"itemIdentifier": seq(event, 3)}]}
+    assert sorted(k.split("/")[-1].split("_")[1] for k in objects(stack)) == ["ok-0", "ok-2", "ok-4"]
+
+    retry = {"Records": event["Records"][1:]}
+    assert stream_handler.handler(retry, context()) == {"batchItemFailures": []}
+    assert len(objects(stack)) == 5
+
+
+def test_partition_failure_fails_the_records_of_that_partition(stack):
+    t = table(stack)
+    t.put_item(Item=purchase("s", "B1", fecha="2026-03-07 10:00:00"))
+    assert stream_handler.handler(stream_event(stack), context()) == {"batchItemFailures": []}
+    t.put_item(Item=purchase("s", "B2", fecha="2026-03-08 10:00:00"))
+    event = stream_event(stack)  # B1 again (partition known to this container) and B2 (new partition)
+
+    def refuse(params, **_):
+        raise ClientError({"Error": {"Code": "InternalServiceException", "Message": "boom"}}, "BatchCreatePartition")
+
+    glue = client("glue")
+    glue.meta.events.register("before-parameter-build.glue.BatchCreatePartition", refuse)
+    try:
+        response = stream_handler.handler(event, context())
+    finally:
+        glue.meta.events.unregister("before-parameter-build.glue.BatchCreatePartition", refuse)
+    assert response == {"batchItemFailures": [{"itemIdentifier": seq(event, 1)}]}
+    assert set(partitions(stack)) == {("s", "2026", "03", "07")}
+
+    assert stream_handler.handler({"Records": event["Records"][1:]}, context()) == {"batchItemFailures": []}
+    assert set(partitions(stack)) == {("s", "2026", "03", "07"), ("s", "2026", "03", "08")}
+
+
+def test_a_batch_where_every_record_fails_is_a_function_error(stack):
+    table(stack).put_item(Item=purchase("s", "bad", productos="not a list"))
+    event = stream_event(stack)
+    with pytest.raises(BatchProcessingError, match="All records failed"):
+        stream_handler.handler(event, context())
+    assert objects(stack) == {}
+
+
+def test_missing_put_concurrency_fails_fast(stack, monkeypatch):
+    monkeypatch.delenv("PUT_CONCURRENCY")
+    with pytest.raises(Exception, match="PUT_CONCURRENCY"):
+        stream_handler.handler({"Records": []}, context())
