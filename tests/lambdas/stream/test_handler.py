@@ -195,7 +195,7 @@ def test_parallel_put_failures_are_reported_per_record(stack):
 
     def refuse(params, **_):
         if "_fail-" in params["Key"]:
-            raise ClientError({"Error": {"Code": "SlowDown", "Message": "Please reduce your request rate"}}, "PutObject")
+            raise ClientError({"Error": {"Code": "SlowDown", "Message": "Reduce your request rate"}}, "PutObject")
 
     s3 = client("s3")
     s3.meta.events.register("before-parameter-build.s3.PutObject", refuse)
