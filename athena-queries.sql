@@ -236,3 +236,41 @@ SELECT
 FROM ranked
 WHERE puesto <= 20
 ORDER BY tenant_id, puesto;
+
+
+-- name: top_categorias
+-- Top 10 categories of each tenant in the range by units sold (ties: revenue, then category): units, revenue
+-- (lines without a unit price add nothing), purchases with at least one product of the category, and distinct
+-- products sold. Added for the purchase report (generarReporteCompras, docs/report.md).
+WITH params AS (
+    SELECT CAST(NULL AS VARCHAR) AS tenant_id, '1970-01-01' AS date_from, '9999-12-31' AS date_to
+),
+lineas AS (
+    SELECT c.tenant_id, c.compra_id, l.producto
+    FROM compras_actuales AS c
+    CROSS JOIN params AS p
+    CROSS JOIN UNNEST(c.productos) AS l (producto)
+    WHERE (p.tenant_id IS NULL OR c.tenant_id = p.tenant_id)
+        AND c.dia BETWEEN p.date_from AND p.date_to
+),
+por_categoria AS (
+    SELECT
+        tenant_id,
+        producto.categoria AS categoria,
+        sum(producto.cantidad) AS unidades,
+        coalesce(sum(producto.cantidad * producto.precio_unitario), 0) AS ingresos,
+        count(DISTINCT compra_id) AS compras,
+        count(DISTINCT producto.codigo) AS productos
+    FROM lineas
+    GROUP BY tenant_id, producto.categoria
+),
+ranked AS (
+    SELECT
+        por_categoria.*,
+        row_number() OVER (PARTITION BY tenant_id ORDER BY unidades DESC, ingresos DESC, categoria) AS puesto
+    FROM por_categoria
+)
+SELECT tenant_id, puesto, categoria, unidades, ingresos, compras, productos
+FROM ranked
+WHERE puesto <= 10
+ORDER BY tenant_id, puesto;
