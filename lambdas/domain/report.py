@@ -281,6 +281,7 @@ def build_report(
                 "units": _int(row.get("unidades"), f"{where} column unidades"),
                 "revenue": _decimal(row.get("ingresos"), f"{where} column ingresos"),
                 "purchases": _int(row.get("compras"), f"{where} column compras"),
+                "products": _int(row.get("productos"), f"{where} column productos"),
             }
         )
 

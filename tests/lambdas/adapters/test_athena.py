@@ -53,22 +53,27 @@ def test_convert_value_names_the_type_and_value_when_it_cannot():
         athena.convert_value("boolean", "yes")
 
 
-def _column(name, kind):
+def athena_column(name, kind):
     return {"Name": name, "Label": name, "Type": kind}
 
 
-def _row(*values):
+def athena_row(*values):
     return {"Data": [{} if v is None else {"VarCharValue": v} for v in values]}
 
 
-COLUMNS = [_column("dia", "varchar"), _column("compras", "bigint"), _column("ingresos", "decimal")]
+COLUMNS = [athena_column("dia", "varchar"), athena_column("compras", "bigint"), athena_column("ingresos", "decimal")]
 
 
 def test_rows_from_pages_drops_the_header_of_the_first_page_only():
     pages = [
-        {"ResultSet": {"ResultSetMetadata": {"ColumnInfo": COLUMNS}, "Rows": [_row("dia", "compras", "ingresos")]}},
+        {
+            "ResultSet": {
+                "ResultSetMetadata": {"ColumnInfo": COLUMNS},
+                "Rows": [athena_row("dia", "compras", "ingresos")],
+            }
+        },
         # A data row equal to the labels on a later page is data, not a header.
-        {"ResultSet": {"ResultSetMetadata": {"ColumnInfo": COLUMNS}, "Rows": [_row("2024-01-01", "3", None)]}},
+        {"ResultSet": {"ResultSetMetadata": {"ColumnInfo": COLUMNS}, "Rows": [athena_row("2024-01-01", "3", None)]}},
     ]
     columns, types, rows = athena.rows_from_pages(pages, has_header=True)
     assert columns == ["dia", "compras", "ingresos"]
@@ -77,13 +82,13 @@ def test_rows_from_pages_drops_the_header_of_the_first_page_only():
 
 
 def test_rows_from_pages_keeps_the_first_row_when_there_is_no_header():
-    pages = [{"ResultSet": {"ResultSetMetadata": {"ColumnInfo": COLUMNS}, "Rows": [_row("d", "1", "2.5")]}}]
+    pages = [{"ResultSet": {"ResultSetMetadata": {"ColumnInfo": COLUMNS}, "Rows": [athena_row("d", "1", "2.5")]}}]
     _, _, rows = athena.rows_from_pages(pages, has_header=False)
     assert rows == [{"dia": "d", "compras": 1, "ingresos": Decimal("2.5")}]
 
 
 def test_rows_from_pages_rejects_a_row_of_the_wrong_width():
-    pages = [{"ResultSet": {"ResultSetMetadata": {"ColumnInfo": COLUMNS}, "Rows": [_row("d", "1")]}}]
+    pages = [{"ResultSet": {"ResultSetMetadata": {"ColumnInfo": COLUMNS}, "Rows": [athena_row("d", "1")]}}]
     with pytest.raises(ValueError, match="2 values for 3 columns"):
         athena.rows_from_pages(pages, has_header=False)
 
@@ -96,7 +101,7 @@ def test_backoff_doubles_up_to_the_cap():
 # ------------------------------------------------------------------------------------------- moto
 
 
-def _moto_api(aws, path: str, body: dict) -> None:
+def moto_api(aws, path: str, body: dict) -> None:
     request = urllib.request.Request(
         f"{aws.endpoint_url}/moto-api/{path}",
         data=json.dumps(body).encode(),
@@ -107,8 +112,8 @@ def _moto_api(aws, path: str, body: dict) -> None:
         response.read()
 
 
-def _queue_results(aws, rows, column_info) -> None:
-    _moto_api(aws, "static/athena/query-results", {"results": [{"rows": rows, "column_info": column_info}]})
+def queue_results(aws, rows, column_info) -> None:
+    moto_api(aws, "static/athena/query-results", {"results": [{"rows": rows, "column_info": column_info}]})
 
 
 @pytest.fixture
@@ -116,14 +121,14 @@ def slow_queries(aws):
     """Executions stay in each state for `times` polls (QUEUED -> RUNNING -> SUCCEEDED)."""
 
     def hold(times: int) -> None:
-        _moto_api(
+        moto_api(
             aws,
             "state-manager/set-transition",
             {"model_name": "athena::execution", "transition": {"progression": "manual", "times": times}},
         )
 
     yield hold
-    _moto_api(aws, "state-manager/unset-transition", {"model_name": "athena::execution"})
+    moto_api(aws, "state-manager/unset-transition", {"model_name": "athena::execution"})
 
 
 class FakeClock:
@@ -144,9 +149,13 @@ class FakeClock:
 @pytest.mark.integration
 def test_run_query_in_the_stage_workgroup_with_typed_rows(stack, aws):
     names = stack.names
-    _queue_results(
+    queue_results(
         aws,
-        [_row("dia", "compras", "ingresos"), _row("2024-01-01", "3", "10.5000"), _row("2024-01-02", "1", None)],
+        [
+            athena_row("dia", "compras", "ingresos"),
+            athena_row("2024-01-01", "3", "10.5000"),
+            athena_row("2024-01-02", "1", None),
+        ],
         COLUMNS,
     )
     result = athena.run_query(
@@ -267,7 +276,7 @@ def test_fetch_results_follows_next_token_across_pages(aws):
             {
                 "ResultSet": {
                     "ResultSetMetadata": {"ColumnInfo": COLUMNS},
-                    "Rows": [_row("dia", "compras", "ingresos"), _row("2024-01-01", "1", "1.0000")],
+                    "Rows": [athena_row("dia", "compras", "ingresos"), athena_row("2024-01-01", "1", "1.0000")],
                 },
                 "NextToken": "page-2",
             },
@@ -278,7 +287,7 @@ def test_fetch_results_follows_next_token_across_pages(aws):
             {
                 "ResultSet": {
                     "ResultSetMetadata": {"ColumnInfo": COLUMNS},
-                    "Rows": [_row("2024-01-02", "2", "2.0000"), _row("2024-01-03", "3", "3.0000")],
+                    "Rows": [athena_row("2024-01-02", "2", "2.0000"), athena_row("2024-01-03", "3", "3.0000")],
                 }
             },
             {"QueryExecutionId": "q-2", "MaxResults": 2, "NextToken": "page-2"},
@@ -302,7 +311,7 @@ def test_runner_binds_the_named_query_with_views_inlined(stack, aws):
         monotonic=clock.monotonic,
         sleep=clock.sleep,
     )
-    _queue_results(aws, [_row("dia", "compras", "ingresos"), _row("2024-01-01", "3", "9.0000")], COLUMNS)
+    queue_results(aws, [athena_row("dia", "compras", "ingresos"), athena_row("2024-01-01", "3", "9.0000")], COLUMNS)
     params = {"tenant_id": "tienda'; DROP TABLE x; --", "date_from": "2024-01-01", "date_to": "2024-01-31"}
     rows = runner.run("tendencias_diarias", params)
     assert rows == [{"dia": "2024-01-01", "compras": 3, "ingresos": Decimal("9.0000")}]

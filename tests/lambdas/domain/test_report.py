@@ -103,7 +103,7 @@ def results(**overrides):
         ],
         "top_categorias": [
             {"tenant_id": "t1", "puesto": 1, "categoria": "lacteos", "unidades": 5, "ingresos": Decimal("27.0100"),
-             "compras": 2},
+             "compras": 2, "productos": 1},
         ],
         "pares_productos": [
             {"tenant_id": "t1", "puesto": 1, "producto_a": "A", "producto_b": "B", "n_juntos": 2, "n_compras": 3,
@@ -142,7 +142,7 @@ def test_rankings_follow_the_query_rank_and_pairs_get_product_names():
     doc = report.build_report(REQUEST, results(), generated_at=NOW)
     assert [(p["rank"], p["codigo"], p["units"]) for p in doc["top_products"]] == [(1, "A", 5), (2, "B", 3)]
     assert doc["top_categories"] == [
-        {"rank": 1, "categoria": "lacteos", "units": 5, "revenue": Decimal("27.0100"), "purchases": 2}
+        {"rank": 1, "categoria": "lacteos", "units": 5, "revenue": Decimal("27.0100"), "purchases": 2, "products": 1}
     ]
     (pair,) = doc["top_pairs"]
     assert (pair["nombre_a"], pair["nombre_b"], pair["purchases_together"], pair["lift"]) == ("Leche", "Pan", 2, 1.5)
