@@ -1,0 +1,94 @@
+"""Session fixtures of the template checks: `serverless package --stage dev` once per IAM mode.
+
+Packaging runs the real Serverless CLI (osls, node_modules/) offline: telemetry and notifications
+off, no EC2 metadata lookups, fake credentials, output to a temp dir (`--package`), so nothing in
+the working tree changes. Without node_modules the checks fail in CI and are skipped elsewhere
+(`make setup` installs them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVERLESS = ROOT / "node_modules" / ".bin" / "serverless"
+STAGE = "dev"
+IAM_MODES = ("leastPrivilege", "labRole")
+
+
+@dataclass(frozen=True)
+class Packaged:
+    iam_mode: str
+    directory: Path
+
+    @property
+    def template_path(self) -> Path:
+        return self.directory / "cloudformation-template-update-stack.json"
+
+    @property
+    def template(self) -> dict[str, Any]:
+        return json.loads(self.template_path.read_text(encoding="utf-8"))
+
+    @property
+    def artifact(self) -> Path:
+        return self.directory / "compras.zip"
+
+
+def offline_environment() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        {
+            "SLS_TELEMETRY_DISABLED": "1",
+            "SLS_NOTIFICATIONS_MODE": "off",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            # Packaging never calls AWS; fake credentials keep the SDK from searching for real ones.
+            "AWS_ACCESS_KEY_ID": "packaging-offline",
+            "AWS_SECRET_ACCESS_KEY": "packaging-offline",
+        }
+    )
+    return env
+
+
+def package(out_dir: Path, *, stage: str = STAGE, params: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    command = [str(SERVERLESS), "package", "--stage", stage, "--package", str(out_dir)]
+    for key, value in (params or {}).items():
+        command.append(f"--param={key}={value}")
+    return subprocess.run(
+        command, cwd=ROOT, env=offline_environment(), capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def require_serverless_cli() -> None:
+    if SERVERLESS.exists() and shutil.which("node"):
+        return
+    message = "node_modules/.bin/serverless or node missing: run `make setup` (npm ci)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def packaged(tmp_path_factory) -> dict[str, Packaged]:
+    """Both IAM modes packaged for stage dev: {'leastPrivilege': Packaged, 'labRole': Packaged}."""
+    require_serverless_cli()
+    result: dict[str, Packaged] = {}
+    for mode in IAM_MODES:
+        out_dir = tmp_path_factory.mktemp(f"package-{mode}")
+        done = package(out_dir, params={"iamMode": mode})
+        assert done.returncode == 0, f"serverless package ({mode}) failed:\n{done.stdout}\n{done.stderr}"
+        result[mode] = Packaged(iam_mode=mode, directory=out_dir)
+    return result
+
+
+@pytest.fixture(scope="session")
+def template(packaged) -> dict[str, Any]:
+    """The default (least-privilege) template of stage dev."""
+    return packaged["leastPrivilege"].template
