@@ -1,0 +1,210 @@
+"""`make demo` / `make serve`: the whole pipeline on an embedded AWS stand-in (moto), no account, no Docker.
+
+    python -m local.demo                      # sample in, summary and every Athena query's result out
+    python -m local.demo --serve --port 4566  # keep the stack up for your own uploads (Ctrl-C stops)
+
+Demo: starts moto in server mode in this process, creates the stage's resources from config/pipeline.yml
+(stage "local"), uploads data/sample/tickets.csv to uploads/, lets S3 notify SQS and drives the real
+handlers through the local pollers until idle; then uploads the correction file and deletes one purchase
+(a removal), runs again, and prints files ingested, rows accepted/rejected (and where each report is),
+purchases, JSON documents, partitions, and the result table of every query of athena-queries.sql
+(run locally on DuckDB).
+
+Serve: the same stack on a fixed port with the pollers running continuously; it prints the exact
+commands to upload a CSV and to look at the results, and a summary whenever something happened.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import tempfile
+import time
+import warnings
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from local import config
+from local.moto_server import local_aws
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "data" / "sample" / "tickets.csv"
+CORRECTIONS = ROOT / "data" / "sample" / "tickets-correcciones.csv"
+STAGE = "local"
+
+
+def format_value(value: Any) -> str:
+    if value is None:
+        return "∅"
+    if isinstance(value, Decimal):
+        return f"{value.quantize(Decimal('0.01')):f}" if value.as_tuple().exponent < 0 else f"{value:f}"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def format_table(columns: list[str], rows: list[tuple[Any, ...]], max_rows: int = 15, max_width: int = 28) -> str:
+    """A plain-text table (first ``max_rows`` rows), numbers right-aligned."""
+    shown = [[format_value(v) for v in row] for row in rows[:max_rows]]
+    cells = [[c[: max_width - 1] + "…" if len(c) > max_width else c for c in row] for row in shown]
+    widths = [max([len(col)] + [len(row[i]) for row in cells]) for i, col in enumerate(columns)]
+    numeric = [
+        all(isinstance(r[i], int | float | Decimal) or r[i] is None for r in rows[:max_rows])
+        for i in range(len(columns))
+    ]
+
+    def line(values: list[str]) -> str:
+        return "  ".join(
+            v.rjust(w) if numeric[i] else v.ljust(w) for i, (v, w) in enumerate(zip(values, widths, strict=True))
+        ).rstrip()
+
+    out = [line(columns), "  ".join("-" * w for w in widths)]
+    out += [line(row) for row in cells]
+    if len(rows) > max_rows:
+        out.append(f"... {len(rows) - max_rows} more rows")
+    if not rows:
+        out.append("(no rows)")
+    return "\n".join(out)
+
+
+def print_summary(pipeline: Any) -> None:
+    summary = pipeline.summary()
+    bucket = pipeline.names.bucket
+    print("\n== Files ingested ==")
+    for report in summary.files:
+        print(
+            f"  {report.key}: {report.status}; rows read {report.rows_read}, accepted {report.rows_loaded}, "
+            f"rejected {report.rows_rejected}; purchases written {report.purchases_written}"
+        )
+        if report.reason:
+            print(f"    file rejected: {report.reason}")
+        for row in report.rejected_rows[:5]:
+            print(f"    line {row.get('line')}: {row.get('reason')}")
+        if len(report.rejected_rows) > 5:
+            print(f"    ... {len(report.rejected_rows) - 5} more rejected rows in the report")
+        print(f"    report: s3://{bucket}/{report.report_key}")
+    print(f"  total rows accepted {summary.rows_loaded}, rejected {summary.rows_rejected}")
+    print("\n== Results ==")
+    print(f"  purchases in table {pipeline.names.table}: {summary.purchases_in_table}")
+    print(f"  JSON documents under s3://{bucket}/compras/: {summary.documents}")
+    print(f"  partitions: {summary.partitions_in_s3} in S3, {summary.partitions_in_glue} registered in Glue")
+    print(f"  ingest DLQ messages: {summary.ingest_dlq_messages}; stream failures: {summary.stream_failure_messages}")
+
+
+def print_queries(pipeline: Any) -> None:
+    with pipeline.athena() as athena:
+        for query in athena.query_file.selects():
+            result = athena.run(query.name)
+            print(f"\n== {query.name} ({len(result.rows)} rows) ==")
+            print(f"   {query.description[:200]}")
+            print(format_table(result.columns, result.rows))
+
+
+def _stack(progress: Any, lambda_log: Any) -> Any:
+    from local.pipeline import LocalPipeline
+    from local.stack import create_stack
+
+    progress(f"creating the stage {STAGE!r} resources from config/pipeline.yml ...")
+    stack = create_stack(STAGE)
+    progress(f"Lambda logs and EMF metrics (JSON, as in CloudWatch) go to {lambda_log.name}")
+    return LocalPipeline(stack, progress=progress, lambda_log=lambda_log)
+
+
+def _lambda_log() -> Any:
+    directory = Path(tempfile.mkdtemp(prefix="compras-local-"))
+    return (directory / "lambda-logs.jsonl").open("a", encoding="utf-8")
+
+
+def _quiet_warnings() -> None:
+    # Powertools warns when a handler re-adds its default dimension on every invocation; not for the demo user.
+    warnings.filterwarnings("ignore", message="Dimension 'function' has already been added")
+
+
+def run_demo(sample: Path, corrections: Path | None, port: int = 0) -> int:
+    out = sys.stdout  # the handlers' output is redirected while they run; progress is not
+
+    def progress(message: str) -> None:
+        print(f"  · {message}", file=out, flush=True)
+
+    started = time.monotonic()
+    with local_aws(port=port) as aws, _lambda_log() as lambda_log:
+        print(f"local AWS (moto) listening on {aws.endpoint_url}")
+        pipeline = _stack(progress, lambda_log)
+        pipeline.upload(sample)
+        pipeline.run_until_idle()
+        if corrections is not None and corrections.exists():
+            pipeline.upload(corrections)
+            pipeline.run_until_idle()
+        with pipeline.athena() as athena:
+            first = athena.run_sql("SELECT tenant_id, compra_id FROM compras_actuales ORDER BY fecha LIMIT 1").rows
+        if first:
+            pipeline.delete_purchase(*first[0])
+            pipeline.run_until_idle()
+        print_summary(pipeline)
+        print_queries(pipeline)
+    print(f"\ndone in {time.monotonic() - started:.1f} s")
+    return 0
+
+
+def serve(port: int, sample: Path | None, poll_seconds: float = 1.0) -> int:
+    out = sys.stdout  # the handlers' output is redirected while they run; progress is not
+
+    def progress(message: str) -> None:
+        print(f"[{dt.datetime.now():%H:%M:%S}] {message}", file=out, flush=True)
+
+    with local_aws(port=port) as aws, _lambda_log() as lambda_log:
+        pipeline = _stack(progress, lambda_log)
+        bucket = pipeline.names.bucket
+        prefixes = config.prefixes()
+        endpoint = aws.endpoint_url
+        print(
+            f"""
+The local stack (stage {STAGE!r}) is up at {endpoint}. In another terminal:
+
+  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION={aws.region}
+  aws --endpoint-url {endpoint} s3 cp tickets.csv s3://{bucket}/{prefixes["uploads"]}
+  aws --endpoint-url {endpoint} s3 ls --recursive s3://{bucket}/{prefixes["ingestReports"]}
+  aws --endpoint-url {endpoint} s3 ls --recursive s3://{bucket}/{prefixes["compras"]}
+  aws --endpoint-url {endpoint} dynamodb scan --table-name {pipeline.names.table} --select COUNT
+  .venv/bin/python verify_datacatalog.py --stage {STAGE} --endpoint-url {endpoint}
+
+(no aws CLI? .venv/bin/python -c "import boto3; boto3.client('s3', endpoint_url='{endpoint}')
+  .upload_file('tickets.csv', '{bucket}', '{prefixes["uploads"]}tickets.csv')")
+Files are ingested as they arrive; a summary and the query results follow each change. Ctrl-C stops.
+""",
+            flush=True,
+        )
+        if sample is not None:
+            pipeline.upload(sample)
+        try:
+            while True:
+                busy = pipeline.run_until_idle()
+                if busy:
+                    print_summary(pipeline)
+                    print_queries(pipeline)
+                time.sleep(poll_seconds)
+        except KeyboardInterrupt:
+            print("\nstopping the local stack (its data is discarded)", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local.demo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--serve", action="store_true", help="keep the stack running for your own uploads")
+    parser.add_argument("--port", type=int, default=None, help="port of the local endpoint (serve: 4566)")
+    parser.add_argument("--sample", type=Path, default=SAMPLE, help=f"CSV to upload (default {SAMPLE})")
+    parser.add_argument("--corrections", type=Path, default=CORRECTIONS, help="correction CSV uploaded second")
+    parser.add_argument("--no-sample", action="store_true", help="serve: start empty")
+    args = parser.parse_args(argv)
+    _quiet_warnings()
+    if args.serve:
+        return serve(args.port if args.port is not None else 4566, None if args.no_sample else args.sample)
+    return run_demo(args.sample, args.corrections, port=args.port or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
