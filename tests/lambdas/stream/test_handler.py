@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from pathlib import Path
 
 import boto3
 import pytest
@@ -100,8 +101,6 @@ def seq(event, index):
 
 
 def stamp(event, index):
-    from datetime import UTC, datetime
-
     created = event["Records"][index]["dynamodb"]["ApproximateCreationDateTime"]
     return datetime.fromtimestamp(created, tz=UTC).strftime("%Y%m%d_%H%M%S")
 
@@ -249,3 +248,20 @@ def test_missing_put_concurrency_fails_fast(stack, monkeypatch):
     monkeypatch.delenv("PUT_CONCURRENCY")
     with pytest.raises(Exception, match="PUT_CONCURRENCY"):
         stream_handler.handler({"Records": []}, context())
+
+
+EVENTS = Path(stream_handler.__file__).parent / "events"
+
+
+@pytest.mark.parametrize("name", ["insert.json", "modify.json", "remove.json", "batch.json"])
+def test_sample_events_are_exported(stack, name):
+    event = json.loads((EVENTS / name).read_text(encoding="utf-8"))
+    assert stream_handler.handler(event, context()) == {"batchItemFailures": []}
+    written = objects(stack)
+    assert len(written) == len(event["Records"])
+    for key, body in written.items():
+        assert key.startswith("compras/tienda-centro/2026/11/20/")
+        document = json.loads(body, parse_float=Decimal)
+        assert document["resumen"]["moneda"] == "EUR"
+        assert document["resumen"]["total_precio"] in (Decimal("199.98"), Decimal("203.73"))
+    assert set(partitions(stack)) == {("tienda-centro", "2026", "11", "20")}
