@@ -1,0 +1,306 @@
+"""lambdas/domain/purchases.py: grouping, duplicates/conflicts, item size, split baskets, the report."""
+
+from __future__ import annotations
+
+from collections import Counter
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lambdas.domain.purchases import (
+    MAX_ITEM_BYTES,
+    SourceInfo,
+    build_purchase,
+    ingest,
+    item_size,
+)
+from lambdas.domain.tickets import TicketLine
+
+SOURCE = SourceInfo(bucket="b", key="uploads/f.csv", etag="e1", ingested_at="2026-01-01T00:00:00Z")
+HEADER = "ticket_id,product,basket_id,timestamp,category,quantity,store,unit_price,user_id,currency\n"
+
+
+class MemoryTable:
+    """A dict standing in for the table in pure-domain tests (the adapter is tested against moto)."""
+
+    def __init__(self, refuse: set[tuple[str, str]] = frozenset()) -> None:
+        self.items: dict[tuple[str, str], dict] = {}
+        self.operations: list[tuple[str, tuple[str, str]]] = []
+        self.refuse = refuse
+        self._refused: list = []
+
+    def put(self, item):
+        key = (item["tenant_id"], item["compra_id"])
+        self.operations.append(("put", key))
+        if key in self.refuse:
+            self._refused.append((item, "Item size has exceeded the maximum allowed size"))
+        else:
+            self.items[key] = item
+
+    def delete(self, key):
+        self.operations.append(("delete", key))
+        self.items.pop(key, None)
+
+    def flush(self):
+        refused, self._refused = self._refused, []
+        return refused
+
+
+class Reads:
+    """open_chunks for ingest(): counts how often the object is read."""
+
+    def __init__(self, text: str, chunk: int = 64) -> None:
+        self.data = text.encode("utf-8")
+        self.chunk = chunk
+        self.count = 0
+
+    def __call__(self):
+        self.count += 1
+        return (self.data[i : i + self.chunk] for i in range(0, len(self.data), self.chunk))
+
+
+def line(n, ticket, *, store="S1", basket="B1", product="Pan", qty=1, price="1.5", fecha="2024-03-01 10:00:00", **kw):
+    return TicketLine(
+        line=n,
+        store=store,
+        basket_id=basket,
+        ticket_id=ticket,
+        codigo=kw.get("codigo", product),
+        nombre=product,
+        categoria="c",
+        cantidad=qty,
+        precio_unitario=None if price is None else Decimal(price),
+        fecha=fecha,
+        user_id=kw.get("user_id"),
+        moneda=kw.get("moneda"),
+    )
+
+
+def row(ticket, basket="B1", *, store="S1", product="Pan", qty="1", price="1.5", ts="2024-03-01 10:00:00", user=""):
+    return f"{ticket},{product},{basket},{ts},c,{qty},{store},{price},{user},\n"
+
+
+# -- build_purchase -----------------------------------------------------------------------------------
+
+
+def test_purchase_item_shape():
+    result = build_purchase(
+        ("S1", "B1"),
+        [
+            line(3, "T2", product="Leche", fecha="2024-03-01 11:00:00", user_id="u1", moneda="EUR"),
+            line(2, "T1", product="Pan", price=None, fecha="2024-03-01 09:30:00"),
+        ],
+        SOURCE,
+    )
+    assert result.item == {
+        "tenant_id": "S1",
+        "compra_id": "B1",
+        "fecha": "2024-03-01 09:30:00",
+        "user_id": "u1",
+        "moneda": "EUR",
+        "productos": [
+            {
+                "codigo": "Pan",
+                "nombre": "Pan",
+                "categoria": "c",
+                "cantidad": 1,
+                "precio_unitario": None,
+                "ticket_id": "T1",
+            },
+            {
+                "codigo": "Leche",
+                "nombre": "Leche",
+                "categoria": "c",
+                "cantidad": 1,
+                "precio_unitario": Decimal("1.5"),
+                "ticket_id": "T2",
+            },
+        ],
+        "source_bucket": "b",
+        "source_key": "uploads/f.csv",
+        "source_etag": "e1",
+        "ingested_at": "2026-01-01T00:00:00Z",
+    }
+
+
+def test_user_id_and_moneda_omitted_when_no_line_gives_them():
+    item = build_purchase(("S1", "B1"), [line(2, "T1")], SOURCE).item
+    assert "user_id" not in item and "moneda" not in item
+
+
+def test_identical_duplicates_count_once():
+    result = build_purchase(("S1", "B1"), [line(4, "T1"), line(2, "T1"), line(3, "T2")], SOURCE)
+    assert [p["ticket_id"] for p in result.item["productos"]] == ["T1", "T2"]
+    assert result.duplicate_lines == [4]
+
+
+def test_conflicting_versions_of_a_ticket_are_all_rejected():
+    result = build_purchase(("S1", "B1"), [line(2, "T1"), line(5, "T1", qty=2), line(3, "T2")], SOURCE)
+    assert [p["ticket_id"] for p in result.item["productos"]] == ["T2"]
+    assert [r.line for r in result.rejected_rows] == [2, 5]
+    reason = result.rejected_rows[0].reason
+    assert "ticket_id 'T1' of basket 'B1' appears with different content on lines 2, 5" in reason
+
+
+def test_conflicting_user_ids_or_currencies_reject_the_purchase():
+    users = build_purchase(("S1", "B1"), [line(2, "T1", user_id="a"), line(3, "T2", user_id="b")], SOURCE)
+    assert users.item is None and "different user_id values" in users.rejection
+    money = build_purchase(("S1", "B1"), [line(2, "T1", moneda="EUR"), line(3, "T2", moneda="USD")], SOURCE)
+    assert money.item is None and "different currencies (EUR, USD)" in money.rejection
+    assert money.lines_of_rejection == [2, 3]
+
+
+def test_purchase_over_400_kb_is_rejected():
+    lines = [line(i, f"T{i:05d}", product="p" * 200) for i in range(2, 2000)]
+    result = build_purchase(("S1", "BIG"), lines, SOURCE)
+    assert result.item is None
+    assert "over the 409,600-byte (400 KB) limit" in result.rejection
+
+
+def test_item_size_follows_dynamodb_rules():
+    assert item_size({"a": "xyz"}) == 4
+    assert item_size({"n": 12345}) == 1 + 4  # 5 significant digits -> 3 bytes + 1
+    assert item_size({"n": Decimal("1.50")}) == 1 + 2
+    assert item_size({"z": None}) == 2
+    assert item_size({"l": [{"k": "v"}]}) == 1 + 3 + 1 + (3 + 1 + 1 + 1)
+    assert item_size({"ñ": "€"}) == 2 + 3
+    assert MAX_ITEM_BYTES == 409_600
+
+
+# -- ingest: a whole file -----------------------------------------------------------------------------
+
+
+def test_basket_split_across_the_file_is_one_purchase_rebuilt_by_a_second_read():
+    text = HEADER + row("T1", "B1") + row("T2", "B2") + row("T3", "B1", ts="2024-03-01 08:00:00") + row("T4", "B3")
+    table, reads = MemoryTable(), Reads(text)
+    report = ingest(reads, SOURCE, table).to_dict()
+    assert reads.count == 2
+    assert sorted(table.items) == [("S1", "B1"), ("S1", "B2"), ("S1", "B3")]
+    b1 = table.items[("S1", "B1")]
+    assert [p["ticket_id"] for p in b1["productos"]] == ["T1", "T3"] and b1["fecha"] == "2024-03-01 08:00:00"
+    assert report["counts"]["purchases_written"] == 3
+    assert report["counts"]["split_purchases_rebuilt"] == 1
+    assert report["counts"]["rows_loaded"] == 4
+
+
+def test_a_file_ordered_by_basket_is_read_once():
+    text = HEADER + row("T1", "B1") + row("T2", "B1") + row("T3", "B2")
+    reads = Reads(text)
+    ingest(reads, SOURCE, MemoryTable())
+    assert reads.count == 1
+
+
+def test_split_basket_that_is_invalid_as_a_whole_is_deleted_again():
+    text = HEADER + row("T1", "B1", user="a") + row("T2", "B2") + row("T3", "B1", user="b")
+    table = MemoryTable()
+    report = ingest(Reads(text), SOURCE, table).to_dict()
+    assert list(table.items) == [("S1", "B2")]
+    assert table.operations[-1] == ("delete", ("S1", "B1"))
+    assert report["rejected_purchases"] == [
+        {"tenant_id": "S1", "compra_id": "B1", "lines": [2, 4], "reason": report["rejected_purchases"][0]["reason"]}
+    ]
+    assert report["counts"] == {
+        "rows_read": 3,
+        "rows_loaded": 1,
+        "rows_rejected": 2,
+        "duplicate_rows": 0,
+        "purchases_written": 1,
+        "purchases_rejected": 1,
+        "split_purchases_rebuilt": 1,
+    }
+
+
+def test_conflict_split_across_fragments_is_reported_once():
+    text = HEADER + row("T1", "B1") + row("T1", "B1") + row("T9", "B2") + row("T1", "B1", qty="2") + row("T2", "B1")
+    table = MemoryTable()
+    report = ingest(Reads(text), SOURCE, table).to_dict()
+    assert [r["line"] for r in report["rejected_rows"]] == [2, 3, 5]
+    assert [p["ticket_id"] for p in table.items[("S1", "B1")]["productos"]] == ["T2"]
+    assert report["counts"]["rows_rejected"] == 3 and report["counts"]["duplicate_rows"] == 0
+
+
+def test_rejected_file_writes_nothing_and_says_why():
+    table = MemoryTable()
+    report = ingest(Reads("ticket_id,product\nT1,x\n"), SOURCE, table).to_dict()
+    assert report["status"] == "rejected"
+    assert "lacks required column" in report["file_rejection_reason"]
+    assert table.operations == []
+
+
+def test_report_lists_a_bounded_number_of_rejections_and_counts_all():
+    text = HEADER + "".join(row(f"T{i}", qty="0") for i in range(30)) + row("OK", "B9")
+    report = ingest(Reads(text), SOURCE, MemoryTable(), max_listed=5).to_dict()
+    assert report["counts"]["rows_rejected"] == 30
+    assert [r["line"] for r in report["rejected_rows"]] == [2, 3, 4, 5, 6]
+    assert report["rejected_rows_truncated"] is True
+    assert report["status"] == "loaded_with_rejections"
+
+
+def test_item_refused_by_the_table_is_reported_as_a_rejected_purchase():
+    text = HEADER + row("T1", "B1") + row("T2", "B2")
+    report = ingest(Reads(text), SOURCE, MemoryTable(refuse={("S1", "B2")})).to_dict()
+    assert report["counts"]["purchases_written"] == 1
+    assert report["rejected_purchases"][0]["compra_id"] == "B2"
+    assert "DynamoDB refused the item" in report["rejected_purchases"][0]["reason"]
+    assert report["counts"]["rows_loaded"] == 1
+
+
+def test_report_never_contains_whole_rows():
+    text = HEADER + row("T1", product="SecretProductName", qty="zero", user="customer-4711")
+    report = ingest(Reads(text), SOURCE, MemoryTable()).to_dict()
+    assert "SecretProductName" not in str(report) and "customer-4711" not in str(report)
+
+
+# -- properties: order independence and idempotence ---------------------------------------------------
+
+ROW = st.tuples(
+    st.sampled_from(["S1", "S2", "tienda/ñ"]),  # store
+    st.sampled_from(["B1", "B2", "B3", "../x"]),  # basket
+    st.sampled_from(["T1", "T2", "T3", "T4"]),  # ticket
+    st.sampled_from(["Pan", "Leche"]),  # product
+    st.sampled_from(["1", "2", "0"]),  # quantity ("0" is invalid)
+    st.sampled_from(["", "1.5", "1.50", "2"]),  # price
+    st.sampled_from(["2024-03-01 10:00:00", "2024-03-01T09:00:00+01:00", "2024-03-02 08:00:00"]),
+    st.sampled_from(["", "", "u1", "u2"]),  # user
+)
+
+
+def csv_of(rows) -> str:
+    return HEADER + "".join(f"{t},{p},{b},{ts},c,{q},{s},{pr},{u},\n" for s, b, t, p, q, pr, ts, u in rows)
+
+
+def outcome(rows):
+    table = MemoryTable()
+    report = ingest(Reads(csv_of(rows), chunk=16), SOURCE, table).to_dict()
+    # Rejections identified by the content of the row they name (line numbers move with the order).
+    rejected = Counter(rows[r["line"] - 2] for r in report["rejected_rows"])
+    counts = dict(report["counts"])
+    counts.pop("split_purchases_rebuilt")  # depends on the order by design
+    purchases = Counter((p["tenant_id"], p["compra_id"], tuple(p["lines"])) for p in report["rejected_purchases"])
+    return table.items, rejected, counts, len(purchases)
+
+
+@settings(max_examples=150, deadline=None)
+@given(rows=st.lists(ROW, min_size=1, max_size=25), data=st.data())
+def test_any_permutation_of_rows_gives_the_same_result(rows, data):
+    shuffled = data.draw(st.permutations(rows))
+    items, rejected, counts, purchases_rejected = outcome(rows)
+    items2, rejected2, counts2, purchases_rejected2 = outcome(list(shuffled))
+    assert items2 == items
+    assert rejected2 == rejected
+    assert counts2 == counts
+    assert purchases_rejected2 == purchases_rejected
+    assert counts["rows_read"] == counts["rows_loaded"] + counts["rows_rejected"] + counts["duplicate_rows"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(ROW, min_size=1, max_size=25))
+def test_ingesting_twice_gives_the_same_table(rows):
+    table = MemoryTable()
+    first = ingest(Reads(csv_of(rows)), SOURCE, table).to_dict()
+    after_once = {key: dict(item) for key, item in table.items.items()}
+    second = ingest(Reads(csv_of(rows)), SOURCE, table).to_dict()
+    assert table.items == after_once
+    first.pop("duration_seconds"), second.pop("duration_seconds")
+    assert first == second
