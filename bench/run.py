@@ -1,0 +1,429 @@
+"""The benchmark run: one moto server, every contender against it, alternating, median of N runs.
+
+    python -m bench                      # default matrix (see bench/README.md), writes docs/benchmarks.md
+    python -m bench --full               # adds 1M rows for every contender that can do it in reasonable time
+    python -m bench --sizes 500 --reps 1 --stream-records 200 --big-rows 0   # smoke size
+
+Every run starts from an identical, empty server state (POST /moto-api/reset, then the stage's
+resources created from config/pipeline.yml), and runs its contender in a fresh subprocess (bench.worker)
+so time, CPU and peak RSS belong to that contender only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import data
+from bench.server import ROOT, LatencyProxyProcess, MotoProcess
+
+OUT = ROOT / "bench" / "out"
+DEFAULT_REPORT = ROOT / "docs" / "benchmarks.md"
+STAGE = "bench"
+
+INGESTION = ["ingestion:ours", "ingestion:put_item", "ingestion:batch_writer", "ingestion:wrangler"]
+STREAM_BASELINE = "stream:sequential_puts"
+
+
+@dataclass
+class RunResult:
+    kind: str  # ingestion | stream
+    contender: str
+    label: str
+    size: int  # CSV rows (ingestion) or stream records (stream)
+    batch: int | None  # records per stream event (stream)
+    latency_ms: float
+    rep: int
+    expected: int
+    found: int
+    wall_s: float | None = None
+    cpu_s: float | None = None
+    peak_rss_mb: float | None = None
+    rss_before_mb: float | None = None
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.found == self.expected
+
+
+def wrangler_available() -> bool:
+    try:
+        import awswrangler  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.out = Path(args.work_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.results: list[RunResult] = []
+        self.moto: MotoProcess | None = None
+        self.proxies: dict[float, LatencyProxyProcess] = {}
+        self.stack = None
+        self._counter = 0
+        self.extra: dict[str, Any] = {}  # measured facts the paper estimate needs
+
+    # ---- servers ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.moto = MotoProcess(self.out / "logs" / "moto.log")
+        for latency in self.args.latencies:
+            if latency > 0:
+                self.proxies[latency] = LatencyProxyProcess(
+                    self.moto.endpoint_url, latency, self.out / "logs" / f"proxy-{latency:g}ms.log"
+                )
+        from local.moto_server import FAKE_CREDENTIALS
+
+        # The orchestrator itself (setup, checks) talks to moto directly.
+        self.base_env = {
+            **FAKE_CREDENTIALS,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_REGION": "us-east-1",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        }
+        os.environ.update({**self.base_env, "AWS_ENDPOINT_URL": self.moto.endpoint_url})
+
+    def stop(self) -> None:
+        for proxy in self.proxies.values():
+            proxy.stop()
+        if self.moto:
+            self.moto.stop()
+
+    def endpoint(self, latency_ms: float) -> str:
+        return self.proxies[latency_ms].endpoint_url if latency_ms > 0 else self.moto.endpoint_url
+
+    def fresh_stack(self):
+        from local.stack import create_stack
+
+        self.moto.reset()
+        self.stack = create_stack(stage=STAGE)
+        return self.stack
+
+    # ---- one contender run in its own process ----------------------------------------------------
+    def run_worker(self, spec: dict[str, Any], latency_ms: float) -> dict[str, Any]:
+        self._counter += 1
+        name = f"{self._counter:04d}-{spec['contender'].replace(':', '-')}"
+        spec_path = self.out / "runs" / f"{name}.spec.json"
+        result_path = self.out / "runs" / f"{name}.result.json"
+        spec_path.parent.mkdir(parents=True, exist_ok=True)
+        spec_path.write_text(json.dumps(spec), encoding="utf-8")
+        env = {
+            **os.environ,
+            **self.base_env,
+            **self.stack.lambda_environment(),
+            "AWS_ENDPOINT_URL": self.endpoint(latency_ms),
+            "PYTHONPATH": str(ROOT),
+        }
+        with (self.out / "logs" / f"{name}.log").open("wb") as log:
+            proc = subprocess.run(
+                [sys.executable, "-m", "bench.worker", str(spec_path), str(result_path)],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                check=False,
+            )
+        if proc.returncode != 0:
+            tail = (self.out / "logs" / f"{name}.log").read_text(encoding="utf-8", errors="replace")[-1500:]
+            raise RuntimeError(f"worker exited with {proc.returncode} (log {name}.log): ...{tail}")
+        return json.loads(result_path.read_text(encoding="utf-8"))
+
+    def record(self, result: RunResult, spec: dict[str, Any], latency_ms: float, count) -> None:
+        try:
+            measured = self.run_worker(spec, latency_ms)
+            result.found = count()
+            for key in ("wall_s", "cpu_s", "peak_rss_mb", "rss_before_mb"):
+                setattr(result, key, measured.pop(key))
+            result.extra.update(measured)
+            if result.found != result.expected:
+                result.error = f"expected {result.expected} items/objects, found {result.found}"
+        except Exception as exc:
+            result.error = str(exc)
+        self.results.append(result)
+        status = "ok" if result.ok else f"FAILED: {result.error}"
+        wall = f"{result.wall_s:8.2f} s" if result.wall_s is not None else "      -  "
+        print(
+            f"  {result.kind:9} {result.label:28} n={result.size:>8} lat={latency_ms:>4g}ms rep={result.rep} "
+            f"{wall} rss={result.peak_rss_mb or 0:6.0f} MB  {status}",
+            flush=True,
+        )
+
+    # ---- ingestion ---------------------------------------------------------------------------------
+    def ingestion_run(self, contender: str, facts: data.CsvFacts, latency_ms: float, rep: int) -> None:
+        import boto3
+
+        stack = self.fresh_stack()
+        spec: dict[str, Any] = {"contender": contender, "table": stack.names.table, "csv_path": str(facts.path)}
+        if contender == "ingestion:ours":
+            spec["event_path"] = str(self.ingestion_event(stack, facts))
+            expected = facts.purchases
+        else:
+            expected = facts.row_keys
+        if self.args.profile and contender == "ingestion:ours":
+            spec["profile_path"] = str(self.out / f"profile-ingestion-{facts.rows}-{latency_ms:g}ms.txt")
+        ddb = boto3.client("dynamodb")
+        result = RunResult("ingestion", contender, LABELS[contender], facts.rows, None, latency_ms, rep, expected, 0)
+        self.record(
+            result, spec, latency_ms, lambda: ddb.describe_table(TableName=stack.names.table)["Table"]["ItemCount"]
+        )
+
+    def ingestion_event(self, stack, facts: data.CsvFacts) -> Path:
+        """Upload the CSV to uploads/ and collect what S3 sent to the ingest queue, as the SQS event
+        Lambda would deliver (moto sends the notification on put_object)."""
+        import boto3
+
+        from local import config
+
+        key = f"{config.prefixes()['uploads']}bench/{facts.path.name}"
+        with facts.path.open("rb") as body:
+            boto3.client("s3").put_object(Bucket=stack.names.bucket, Key=key, Body=body)
+        event = sqs_event(stack, expect_key=key)
+        path = self.out / "runs" / f"sqs-event-{facts.rows}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(event), encoding="utf-8")
+        return path
+
+    # ---- stream export -----------------------------------------------------------------------------
+    def stream_events(self, records: int) -> list[dict[str, Any]]:
+        """Real stream records: ingest a CSV with our handler, read the table's stream from moto."""
+        rows = records * 5 + 1000
+        facts = data.tickets_csv(rows, self.args.seed + 1, self.out / "data")
+        stack = self.fresh_stack()
+        spec = {"contender": "ingestion:ours", "event_path": str(self.ingestion_event(stack, facts))}
+        self.run_worker(spec, 0)
+        out = read_stream_records(stack)
+        if len(out) < records:
+            raise RuntimeError(f"stream has {len(out)} records, wanted {records}: make the CSV larger")
+        return out[:records]
+
+    def stream_run(
+        self, contender: str, events_path: Path, records: int, batch: int, latency_ms: float, rep: int
+    ) -> None:
+        import boto3
+
+        from local import config
+
+        stack = self.fresh_stack()
+        prefix = config.prefixes()["compras"]
+        spec = {"contender": contender, "events_path": str(events_path), "bucket": stack.names.bucket, "prefix": prefix}
+        if self.args.profile and contender == "stream:ours":
+            spec["profile_path"] = str(self.out / f"profile-stream-{batch}-{latency_ms:g}ms.txt")
+        label = LABELS[contender] + (f", batch {batch}" if contender == "stream:ours" else "")
+        result = RunResult("stream", contender, label, records, batch, latency_ms, rep, records, 0)
+        s3 = boto3.client("s3")
+
+        def count() -> int:
+            pages = s3.get_paginator("list_objects_v2").paginate(Bucket=stack.names.bucket, Prefix=prefix)
+            return sum(page.get("KeyCount", 0) for page in pages)
+
+        self.record(result, spec, latency_ms, count)
+
+    # ---- the matrix --------------------------------------------------------------------------------
+    def ingestion_contenders(self) -> list[str]:
+        chosen = [c for c in INGESTION if c.split(":")[1] in self.args.ingestion]
+        if "ingestion:wrangler" in chosen and not wrangler_available():
+            print("awswrangler is not installed (pip install -r requirements-bench.txt): skipping it", flush=True)
+            chosen.remove("ingestion:wrangler")
+        return chosen
+
+    def run(self) -> None:
+        args = self.args
+        contenders = self.ingestion_contenders()
+        print(f"moto_server at {self.moto.endpoint_url}; latencies {args.latencies} ms; reps {args.reps}", flush=True)
+        for size in args.sizes:
+            facts = data.tickets_csv(size, args.seed, self.out / "data")
+            self.extra["rows_per_purchase"] = facts.rows / facts.purchases
+            print(f"ingestion, {size} rows ({facts.purchases} purchases, {facts.size_bytes / 1e6:.1f} MB)", flush=True)
+            for latency in args.latencies:
+                for rep in range(args.reps):
+                    # Alternate: rotate the order every repetition so no contender always runs first.
+                    shift = rep % len(contenders)
+                    for contender in contenders[shift:] + contenders[:shift]:
+                        if contender == "ingestion:put_item" and size > args.per_row_max_rows:
+                            continue
+                        self.ingestion_run(contender, facts, latency, rep)
+        if args.big_rows:
+            facts = data.tickets_csv(args.big_rows, args.seed, self.out / "data")
+            big = ["ingestion:ours"] + (
+                [c for c in contenders if c not in ("ingestion:ours", "ingestion:put_item")] if args.full else []
+            )
+            print(f"ingestion, {args.big_rows} rows ordered by basket (peak RSS target)", flush=True)
+            for contender in big:
+                self.ingestion_run(contender, facts, 0, 0)
+        if args.stream_records:
+            self.run_stream()
+
+    def run_stream(self) -> None:
+        args = self.args
+        records = args.stream_records
+        print(f"stream export, {records} records", flush=True)
+        all_records = self.stream_events(records)
+        from bench.costs import item_size
+
+        images = [r["dynamodb"].get("NewImage") or r["dynamodb"]["OldImage"] for r in all_records]
+        self.extra["item_bytes"] = statistics.mean(item_size(image) for image in images)
+        paths = {}
+        for batch in args.stream_batches:
+            events = [{"Records": all_records[i : i + batch]} for i in range(0, len(all_records), batch)]
+            paths[batch] = self.out / "runs" / f"stream-events-{records}-b{batch}.json"
+            paths[batch].write_text(json.dumps(events), encoding="utf-8")
+        plan = [("stream:ours", b) for b in args.stream_batches] + [(STREAM_BASELINE, min(args.stream_batches))]
+        for latency in args.latencies:
+            for rep in range(args.reps):
+                shift = rep % len(plan)
+                for contender, batch in plan[shift:] + plan[:shift]:
+                    self.stream_run(contender, paths[batch], records, batch, latency, rep)
+
+
+LABELS = {
+    "ingestion:ours": "ours (ingestion handler)",
+    "ingestion:put_item": "put_item per row",
+    "ingestion:batch_writer": "batch_writer, 1 thread",
+    "ingestion:wrangler": "awswrangler put_csv",
+    "stream:ours": "ours (stream handler)",
+    "stream:sequential_puts": "sequential put_object",
+}
+
+
+def sqs_event(stack, expect_key: str, timeout_s: float = 30.0) -> dict[str, Any]:
+    """What S3 sent to the ingest queue for `expect_key` (and the s3:TestEvent before it), as the SQS
+    event Lambda delivers (local.sqs_poller shapes it)."""
+    from local.sqs_poller import SqsPoller
+
+    poller = SqsPoller(stack.ingest_queue_url, stack.ingest_queue_arn, handler=None)
+    name = expect_key.rsplit("/", 1)[-1]
+    messages: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout_s
+    while not any(name in m["Body"] for m in messages):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no S3 notification for {expect_key} arrived on {stack.ingest_queue_url}")
+        messages.extend(poller.receive_batch() or [])
+        time.sleep(0.05)
+    return poller.build_event(messages)
+
+
+def read_stream_records(stack) -> list[dict[str, Any]]:
+    """All records of the table's stream, shaped as in the Lambda DynamoDB Streams event."""
+    import boto3
+
+    from local.stream_poller import to_lambda_record
+
+    streams = boto3.client("dynamodbstreams")
+    shards = streams.describe_stream(StreamArn=stack.table_stream_arn)["StreamDescription"]["Shards"]
+    records: list[dict[str, Any]] = []
+    for shard in shards:
+        iterator = streams.get_shard_iterator(
+            StreamArn=stack.table_stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        while iterator:
+            page = streams.get_records(ShardIterator=iterator, Limit=1000)
+            if not page["Records"]:
+                break
+            records.extend(to_lambda_record(record, stack.table_stream_arn) for record in page["Records"])
+            iterator = page.get("NextShardIterator")
+    return records
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ints = lambda text: [int(x) for x in text.split(",") if x]  # noqa: E731
+    floats = lambda text: [float(x) for x in text.split(",") if x]  # noqa: E731
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=ints, default=[10_000, 100_000], help="CSV rows per ingestion run")
+    parser.add_argument("--reps", type=int, default=3, help="repetitions per cell (median reported)")
+    parser.add_argument(
+        "--latency-ms",
+        dest="latencies",
+        type=floats,
+        default=[0.0, 10.0],
+        help="comma list of added per-request latencies; 0 = moto directly",
+    )
+    parser.add_argument(
+        "--ingestion",
+        type=lambda t: t.split(","),
+        default=["ours", "put_item", "batch_writer", "wrangler"],
+        help="ingestion contenders: ours,put_item,batch_writer,wrangler",
+    )
+    parser.add_argument(
+        "--per-row-max-rows",
+        type=int,
+        default=10_000,
+        help="largest CSV the per-row put_item contender is run on (it is ~1 request per row)",
+    )
+    parser.add_argument(
+        "--big-rows",
+        type=int,
+        default=1_000_000,
+        help="one extra run at this size, no added latency (peak RSS target); 0 to skip",
+    )
+    parser.add_argument(
+        "--full", action="store_true", help="also run batch_writer and awswrangler on --big-rows (adds tens of minutes)"
+    )
+    parser.add_argument("--stream-records", type=int, default=2_000, help="stream records per stream run; 0 skips")
+    parser.add_argument("--stream-batches", type=ints, default=[100, 1000], help="records per stream event")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--profile", action="store_true", help="pyinstrument profiles of our handlers")
+    parser.add_argument("--out", type=Path, default=DEFAULT_REPORT, help="markdown report to write")
+    parser.add_argument("--work-dir", type=Path, default=OUT, help="logs, raw results, generated data")
+    return parser.parse_args(argv)
+
+
+def machine_facts() -> dict[str, Any]:
+    import boto3
+    import moto
+
+    return {
+        "date_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpus": os.cpu_count(),
+        "load_avg": os.getloadavg(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "moto": moto.__version__,
+        "boto3": boto3.__version__,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    bench = Bench(args)
+    started = time.perf_counter()
+    conditions = {"start": machine_facts(), "argv": sys.argv[1:] if argv is None else argv}
+    try:
+        bench.start()
+        bench.run()
+    finally:
+        bench.stop()
+    conditions["end_load_avg"] = os.getloadavg()
+    conditions["duration_s"] = time.perf_counter() - started
+    raw = {
+        "conditions": conditions,
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "results": [asdict(r) for r in bench.results],
+    }
+    (Path(args.work_dir) / "results.json").write_text(json.dumps(raw, indent=1), encoding="utf-8")
+    from bench import report
+
+    text, targets = report.render(bench.results, conditions, args, bench.extra)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text, encoding="utf-8")
+    print(f"\nreport written to {args.out}")
+    for line in targets:
+        print(line)
+    failed = [r for r in bench.results if not r.ok]
+    for r in failed:
+        print(f"FAILED RUN: {r.kind} {r.label} n={r.size} latency={r.latency_ms:g}ms: {r.error}")
+    return 1 if failed else 0

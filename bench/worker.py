@@ -1,0 +1,213 @@
+"""One contender run, in its own process: ``python -m bench.worker SPEC.json RESULT.json``.
+
+The parent (bench.run) prepares the server state and the inputs, then starts this process with boto3
+pointed at the benchmark endpoint (moto directly, or the latency proxy). Only the contender's work is
+timed; imports and client creation happen first, as in a warm Lambda container. The result holds
+wall time, process CPU time (user + system, all threads) of the timed part, and the process's peak
+RSS (VmHWM: includes the interpreter and the imports, like a Lambda's "Max Memory Used").
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+# Contenders that load the CSV one item per row key the item like this (a purchases-table key).
+ROW_KEY_COLUMNS = {"store": "tenant_id", "ticket_id": "compra_id"}
+
+
+def _context(function: str):
+    """The Lambda context of the function as configured in config/pipeline.yml."""
+    from local import config
+    from local.sqs_poller import LocalLambdaContext
+
+    settings = config.function_settings(function)
+    return LocalLambdaContext(settings["name"], int(settings["memorySize"]), int(settings["timeout"]))
+
+
+def _row_items(csv_path: str):
+    with open(csv_path, newline="", encoding="utf-8-sig") as fh:
+        for row in csv.DictReader(fh):
+            yield {ROW_KEY_COLUMNS.get(k, k): v for k, v in row.items()}
+
+
+# ---- ingestion contenders: prepare() untimed, then run() timed -------------------------------------
+
+
+def ingestion_ours(spec: dict[str, Any]):
+    from lambdas.adapters import clients
+    from lambdas.ingestion import handler as ingestion
+
+    clients.client("s3")
+    clients.client("dynamodb")
+    event = json.loads(Path(spec["event_path"]).read_text(encoding="utf-8"))
+    context = _context("ingestion")
+
+    def run() -> dict[str, Any]:
+        response = ingestion.handler(event, context)
+        failures = (response or {}).get("batchItemFailures", [])
+        if failures:
+            raise RuntimeError(f"ingestion handler reported failed messages: {failures}")
+        return {"response": response}
+
+    return run
+
+
+def ingestion_put_item(spec: dict[str, Any]):
+    import boto3
+
+    table = boto3.resource("dynamodb").Table(spec["table"])
+
+    def run() -> dict[str, Any]:
+        for item in _row_items(spec["csv_path"]):
+            table.put_item(Item=item)
+        return {}
+
+    return run
+
+
+def ingestion_batch_writer(spec: dict[str, Any]):
+    import boto3
+
+    table = boto3.resource("dynamodb").Table(spec["table"])
+
+    def run() -> dict[str, Any]:
+        with table.batch_writer() as writer:
+            for item in _row_items(spec["csv_path"]):
+                writer.put_item(Item=item)
+        return {}
+
+    return run
+
+
+def ingestion_wrangler(spec: dict[str, Any]):
+    import awswrangler as wr
+
+    with open(spec["csv_path"], encoding="utf-8-sig") as fh:
+        header = next(csv.reader(fh))
+    names = [ROW_KEY_COLUMNS.get(h, h) for h in header]
+    wr.dynamodb.put_items(items=[], table_name=spec["table"])  # creates and caches its client
+
+    def run() -> dict[str, Any]:
+        # Strings as strings (no float prices, which DynamoDB rejects), keys renamed by header names.
+        wr.dynamodb.put_csv(
+            path=spec["csv_path"], table_name=spec["table"], header=0, names=names, dtype=str, keep_default_na=False
+        )
+        return {}
+
+    return run
+
+
+# ---- stream export contenders ----------------------------------------------------------------------
+
+
+def stream_ours(spec: dict[str, Any]):
+    from lambdas.adapters import clients
+    from lambdas.stream import handler as stream
+
+    for service in ("s3", "glue"):
+        clients.client(service)
+    events = json.loads(Path(spec["events_path"]).read_text(encoding="utf-8"))
+    context = _context("stream")
+
+    def run() -> dict[str, Any]:
+        for event in events:
+            response = stream.handler(event, context)
+            failures = (response or {}).get("batchItemFailures", [])
+            if failures:
+                raise RuntimeError(f"stream handler reported {len(failures)} failed records: {failures[:3]}")
+        return {}
+
+    return run
+
+
+def stream_sequential_puts(spec: dict[str, Any]):
+    """What most samples do: for each record, deserialize the image, json.dumps, one put_object."""
+    from datetime import UTC, datetime
+
+    import boto3
+    from boto3.dynamodb.types import TypeDeserializer
+
+    s3 = boto3.client("s3")
+    deserializer = TypeDeserializer()
+    events = json.loads(Path(spec["events_path"]).read_text(encoding="utf-8"))
+    bucket, prefix = spec["bucket"], spec["prefix"]
+
+    def run() -> dict[str, Any]:
+        for event in events:
+            for record in event["Records"]:
+                change = record["dynamodb"]
+                image = change.get("NewImage") or change["OldImage"]
+                doc = {k: deserializer.deserialize(v) for k, v in image.items()}
+                when = datetime.fromtimestamp(change["ApproximateCreationDateTime"], UTC).strftime("%Y%m%d_%H%M%S")
+                day = str(doc["fecha"])[:10].replace("-", "/")
+                key = (
+                    f"{prefix}{doc['tenant_id']}/{day}/{record['eventName']}_{doc['compra_id']}_{when}_"
+                    f"{change['SequenceNumber']}.json"
+                )
+                body = json.dumps(doc, default=str, ensure_ascii=False) + "\n"
+                s3.put_object(Bucket=bucket, Key=key, Body=body.encode("utf-8"), ContentType="application/json")
+        return {}
+
+    return run
+
+
+CONTENDERS = {
+    "ingestion:ours": ingestion_ours,
+    "ingestion:put_item": ingestion_put_item,
+    "ingestion:batch_writer": ingestion_batch_writer,
+    "ingestion:wrangler": ingestion_wrangler,
+    "stream:ours": stream_ours,
+    "stream:sequential_puts": stream_sequential_puts,
+}
+
+
+def _rss_mb(field: str) -> float:
+    """VmHWM (peak) or VmRSS (current) of this process image, in MB. ru_maxrss is not usable: Linux
+    carries it across exec, so a child would report its parent's peak from before the exec."""
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{field} not found in /proc/self/status")
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def main(argv: list[str] | None = None) -> None:
+    spec_path, result_path = (argv or sys.argv[1:])[:2]
+    spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
+    run = CONTENDERS[spec["contender"]](spec)
+    rss_before = _rss_mb("VmRSS")
+    profiler = None
+    if spec.get("profile_path"):
+        from pyinstrument import Profiler
+
+        profiler = Profiler(async_mode="disabled")
+        profiler.start()
+    cpu0, t0 = _cpu_seconds(), time.perf_counter()
+    extra = run()
+    wall, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
+    if profiler is not None:
+        profiler.stop()
+        Path(spec["profile_path"]).write_text(profiler.output_text(unicode=True, show_all=False), encoding="utf-8")
+    result = {
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "rss_before_mb": rss_before,
+        "peak_rss_mb": _rss_mb("VmHWM"),
+        **{k: v for k, v in extra.items() if k != "response"},
+    }
+    Path(result_path).write_text(json.dumps(result), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
