@@ -1,0 +1,112 @@
+"""verify_datacatalog.py against the local stack (moto server): healthy, missing, orphaned, wrong column, repair."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+
+import boto3
+import pytest
+
+import verify_datacatalog
+from lambdas.adapters import glue
+from lambdas.domain import keys
+
+pytestmark = pytest.mark.integration
+
+DOCS = [("t1", "c1", "2024-05-01 10:00:00"), ("Tienda Ñ/2", "c2", "2024-05-02 11:00:00")]
+
+
+def put_document(bucket: str, tenant: str, compra: str, fecha: str, seq: str = "100") -> tuple[str, ...]:
+    key = keys.object_key(
+        event_name="INSERT",
+        tenant_id=tenant,
+        compra_id=compra,
+        fecha=fecha,
+        approximate_creation_time=datetime(2024, 6, 1, tzinfo=UTC),
+        sequence_number=seq,
+    )
+    boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=b'{"compra_id": "%s"}\n' % compra.encode())
+    return keys.partition_values(tenant, fecha)
+
+
+def register(stack, values: tuple[str, ...]) -> None:
+    location = f"s3://{stack.names.bucket}/{keys.partition_prefix(*values)}"
+    result = glue.PartitionRegistry(stack.names.glue_database, stack.names.glue_table).ensure(
+        [glue.PartitionSpec(values, location)]
+    )
+    assert not result.failed
+
+
+def run(aws, capsys, *extra: str) -> tuple[int, str]:
+    code = verify_datacatalog.main(["--stage", "test", "--endpoint-url", aws.endpoint_url, *extra])
+    return code, capsys.readouterr().out
+
+
+@pytest.fixture
+def healthy(stack):
+    for tenant, compra, fecha in DOCS:
+        register(stack, put_document(stack.names.bucket, tenant, compra, fecha))
+    return stack
+
+
+def test_healthy_catalog_passes(aws, healthy, capsys):
+    code, out = run(aws, capsys)
+    assert code == 0, out
+    assert "catalog is healthy" in out
+    assert "2 registered in Glue, 2 with documents in S3 (2 documents)" in out
+    assert "[SKIP] test query" in out and "moto executes nothing" in out
+    assert "6 columns match the contract" in out
+
+
+def test_missing_partition_is_reported_and_repaired(aws, healthy, capsys):
+    values = put_document(healthy.names.bucket, "t1", "c9", "2024-05-09 08:00:00")
+    code, out = run(aws, capsys)
+    assert code == 1
+    assert "[FAIL] missing partition" in out and "tenant_id='t1' 2024-05-09: 1 documents" in out
+    assert "--repair" in out
+
+    code, out = run(aws, capsys, "--repair")
+    assert code == 0, out
+    assert "registered 1 of 1 missing partitions" in out
+    partition = boto3.client("glue").get_partition(
+        DatabaseName=healthy.names.glue_database, TableName=healthy.names.glue_table, PartitionValues=list(values)
+    )["Partition"]
+    assert partition["StorageDescriptor"]["Location"] == f"s3://{healthy.names.bucket}/compras/t1/2024/05/09/"
+    assert run(aws, capsys)[0] == 0
+
+
+def test_orphaned_partition_is_reported(aws, healthy, capsys):
+    register(healthy, ("ghost", "2024", "01", "01"))
+    code, out = run(aws, capsys)
+    assert code == 1
+    assert "[FAIL] orphaned partition" in out and "tenant_id='ghost' 2024-01-01" in out
+
+
+def test_wrong_column_and_location_are_reported(aws, healthy, capsys):
+    client = boto3.client("glue")
+    table = client.get_table(DatabaseName=healthy.names.glue_database, Name=healthy.names.glue_table)["Table"]
+    table_input = {k: copy.deepcopy(table[k]) for k in ("Name", "StorageDescriptor", "PartitionKeys", "TableType")}
+    columns = table_input["StorageDescriptor"]["Columns"]
+    next(c for c in columns if c["Name"] == "fecha")["Type"] = "timestamp"
+    columns.append({"Name": "extra", "Type": "string"})
+    table_input["StorageDescriptor"]["Location"] = "s3://elsewhere/compras/"
+    client.update_table(DatabaseName=healthy.names.glue_database, TableInput=table_input)
+    code, out = run(aws, capsys)
+    assert code == 1
+    assert "column 'fecha' has type timestamp, the contract says string" in out
+    assert "unexpected column 'extra'" in out
+    assert "'s3://elsewhere/compras/', expected 's3://" in out
+
+
+def test_unexpected_object_is_a_warning(aws, healthy, capsys):
+    boto3.client("s3").put_object(Bucket=healthy.names.bucket, Key="compras/stray.txt", Body=b"x")
+    code, out = run(aws, capsys)
+    assert code == 0, out
+    assert "[WARN] unexpected object" in out and "compras/stray.txt" in out
+
+
+def test_stage_not_deployed(aws, capsys):
+    code, out = run(aws, capsys)
+    assert code == 1
+    assert "Glue database 'test-compras-datacatalog' does not exist" in out
