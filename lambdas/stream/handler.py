@@ -16,6 +16,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
+from lambdas.adapters.clients import client
 from lambdas.adapters.glue import PartitionRegistry
 from lambdas.domain.documents import ExportContext
 from lambdas.shared.observability import logger_for, metrics_for
@@ -42,8 +43,10 @@ def _put_concurrency() -> int:
 
 
 @cache
-def _exporter(settings: Settings, put_concurrency: int, processed_by: str) -> StreamExporter:
-    """One exporter per container and configuration: the Glue table and known partitions are cached."""
+def _exporter(settings: Settings, put_concurrency: int, processed_by: str, glue_client: Any) -> StreamExporter:
+    """One exporter per container and configuration: the Glue table and known partitions are cached.
+    ``glue_client`` is part of the cache key only, so local runs that call
+    ``lambdas.adapters.clients.reset_clients()`` (a new endpoint/stack) also start with a cold cache."""
     return StreamExporter(
         bucket=settings.bucket_name,
         context=ExportContext(
@@ -69,7 +72,7 @@ def reset_container_state() -> None:
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     started = time.perf_counter()
     processed_by = getattr(context, "function_name", None) or os.environ.get("AWS_LAMBDA_FUNCTION_NAME") or FUNCTION
-    exporter = _exporter(Settings.from_env(), _put_concurrency(), processed_by)
+    exporter = _exporter(Settings.from_env(), _put_concurrency(), processed_by, client("glue"))
     records = event.get("Records") or []
     outcome = exporter.export(records)
     metrics.add_metric(name="RecordsReceived", unit=MetricUnit.Count, value=outcome.records)

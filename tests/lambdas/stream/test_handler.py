@@ -10,8 +10,9 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from botocore.exceptions import ClientError
 
-from lambdas.adapters.clients import client
+from lambdas.adapters.clients import client, reset_clients
 from lambdas.stream import handler as stream_handler
+from local.stack import create_stack
 from local.stream_poller import LocalLambdaContext, to_lambda_record
 
 pytestmark = pytest.mark.integration
@@ -266,3 +267,16 @@ def test_sample_events_are_exported(stack, name):
         assert document["resumen"]["moneda"] == "EUR"
         assert document["resumen"]["total_precio"] in (Decimal("199.98"), Decimal("203.73"))
     assert set(partitions(stack)) == {("tienda-centro", "2026", "11", "20")}
+
+
+def test_new_aws_clients_start_with_a_cold_partition_cache(stack, aws):
+    table(stack).put_item(Item=purchase("s", "B1"))
+    stream_handler.handler(stream_event(stack), context())
+    assert set(partitions(stack)) == {("s", "2026", "03", "07")}
+
+    aws.reset()  # same names, fresh resources: what a local pipeline re-run sees
+    recreated = create_stack(stage="test")
+    reset_clients()
+    table(recreated).put_item(Item=purchase("s", "B1"))
+    assert stream_handler.handler(stream_event(recreated), context()) == {"batchItemFailures": []}
+    assert set(partitions(recreated)) == {("s", "2026", "03", "07")}
