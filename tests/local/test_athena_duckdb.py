@@ -207,8 +207,7 @@ def test_recent_purchases_one_row_per_line(athena):
 
 
 def test_run_all_and_errors(athena):
-    assert [r.name for r in athena.run_all()] == ["compras_recientes", "top_productos", "tendencias_diarias",
-                                                   "pares_productos"]  # fmt: skip
+    assert [r.name for r in athena.run_all()] == [q.name for q in athena.query_file.selects()]
     with pytest.raises(LocalQueryError, match="query 'sql' failed on DuckDB"):
         athena.run_sql("SELECT no_such_column FROM compras_json")
     with pytest.raises(LocalQueryError, match="not valid Athena SQL"):

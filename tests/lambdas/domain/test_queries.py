@@ -25,9 +25,10 @@ def params_literals(sql: str) -> dict[str, exp.Expression]:
 
 
 def test_the_shipped_file_defines_the_five_queries_in_order(query_file):
-    assert query_file.names == EXPECTED
+    # later additions (e.g. for the report) may follow; the five of the issue come first, in this order
+    assert query_file.names[: len(EXPECTED)] == EXPECTED
     assert [v.view for v in query_file.views()] == ["compras_actuales"]
-    assert [q.name for q in query_file.selects()] == EXPECTED[1:]
+    assert [q.name for q in query_file.selects()][: len(EXPECTED) - 1] == EXPECTED[1:]
     for query in query_file.selects():
         assert query.has_params, query.name
         assert query.description, query.name
