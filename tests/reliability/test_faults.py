@@ -15,9 +15,13 @@ import boto3
 import pytest
 
 from lambdas.adapters import clients
-from lambdas.domain import keys
+from lambdas.domain import keys, purchases
+from lambdas.ingestion import handler as ingestion_handler
 from lambdas.stream import handler as stream_handler
+from local import config
+from local.sqs_poller import SqsPoller
 from local.stream_poller import StreamPoller, StreamPollerSettings
+from tests.data.bad_inputs import build
 from tests.reliability import faults
 
 pytestmark = pytest.mark.integration
@@ -41,7 +45,10 @@ def lambda_runtime(handler):
 
 
 @pytest.fixture(autouse=True)
-def cold_containers(fast_botocore_retries):
+def cold_containers(stack, fast_botocore_retries, monkeypatch):
+    # The ingestion's own backoff between UnprocessedItems/throttling retries, shortened (same attempts).
+    monkeypatch.setenv("BACKOFF_BASE_SECONDS", "0.001")
+    monkeypatch.setenv("BACKOFF_CAP_SECONDS", "0.01")
     clients.reset_clients()
     stream_handler.reset_container_state()
     yield
@@ -222,3 +229,290 @@ def test_poison_record_goes_to_the_failure_queue_and_the_shard_moves_on(stack):
     assert stats.records_discarded >= 1
     expected = {("INSERT", "S1", i["compra_id"]) for i in [*good_before, *good_after]} | {("INSERT", "S2", "LATER")}
     assert_exported_exactly(stack, expected)
+
+
+# --- ingestion ------------------------------------------------------------------------------------
+
+UPLOAD_KEY = "uploads/faults/tickets 2024-03-01.csv"
+
+
+def tickets_csv(baskets: int = 80) -> bytes:
+    """A file of `baskets` purchases over three stores (1-4 lines each, several BatchWriteItem calls),
+    plus two bad rows."""
+    rows = []
+    for b in range(baskets):
+        store = f"S{b % 3}"
+        for line in range(1 + b % 4):
+            rows.append(
+                build.row(
+                    f"T{b:03d}-{line}",
+                    f"Producto {line}",
+                    f"B{b:03d}",
+                    timestamp=f"2024-03-01 {8 + b % 10:02d}:{line:02d}:00",
+                    quantity=str(1 + line),
+                    store=store,
+                    unit_price=f"{line}.{b % 100:02d}",
+                    user_id=f"u{b}",
+                )
+            )
+    rows.insert(10, build.row("BAD1", "Pan", "B001", quantity="-1"))
+    rows.insert(20, build.row("BAD2", "Pan", "", store="S1"))
+    return build.lines(*rows).encode()
+
+
+class MemorySink:
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], dict] = {}
+
+    def put(self, item: dict) -> None:
+        self.items[(item["tenant_id"], item["compra_id"])] = item
+
+    def delete(self, key: tuple[str, str]) -> None:
+        self.items.pop(key, None)
+
+    def flush(self) -> list:
+        return []
+
+
+VOLATILE = ("source_etag", "ingested_at")  # depend on the upload, checked separately
+
+
+def expected_purchases(data: bytes, bucket: str, key: str) -> dict[tuple[str, str], dict]:
+    """What the table must hold: the pure domain's result for this file (unit-tested on its own)."""
+    sink = MemorySink()
+    source = purchases.SourceInfo(bucket=bucket, key=key, etag="-", ingested_at="-")
+    purchases.ingest(lambda: iter([data]), source, sink)
+    return {k: {n: v for n, v in item.items() if n not in VOLATILE} for k, item in sink.items.items()}
+
+
+def table_items(stack) -> dict[tuple[str, str], dict]:
+    table = boto3.resource("dynamodb").Table(stack.names.table)
+    items = []
+    response = table.scan()
+    items.extend(response["Items"])
+    while "LastEvaluatedKey" in response:
+        response = table.scan(ExclusiveStartKey=response["LastEvaluatedKey"])
+        items.extend(response["Items"])
+    return {(i["tenant_id"], i["compra_id"]): i for i in items}
+
+
+def assert_table_exactly(stack, data: bytes, key: str = UPLOAD_KEY) -> None:
+    expected = expected_purchases(data, stack.names.bucket, key)
+    actual = table_items(stack)
+    assert set(actual) == set(expected)
+    etag = boto3.client("s3").head_object(Bucket=stack.names.bucket, Key=key)["ETag"].strip('"')
+    for k, item in actual.items():
+        assert item["source_etag"] == etag
+        assert {n: v for n, v in item.items() if n not in VOLATILE} == expected[k], k
+
+
+def bucket_keys(stack) -> set[str]:
+    s3 = boto3.client("s3")
+    keys_found: set[str] = set()
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=stack.names.bucket):
+        keys_found.update(o["Key"] for o in page.get("Contents", []))
+    return keys_found
+
+
+def report_of(stack, key: str = UPLOAD_KEY) -> dict:
+    name = key[len("uploads/") :]
+    body = boto3.client("s3").get_object(Bucket=stack.names.bucket, Key=f"ingest-reports/{name}.report.json")["Body"]
+    return json.loads(body.read())
+
+
+def assert_bucket_exactly(stack, key: str = UPLOAD_KEY) -> None:
+    """The upload and its one report; nothing else (no export ran in these tests)."""
+    name = key[len("uploads/") :]
+    assert bucket_keys(stack) == {key, f"ingest-reports/{name}.report.json"}
+    report = report_of(stack, key)
+    assert report["status"] == "loaded_with_rejections"
+    assert [r["line"] for r in report["rejected_rows"]] == [12, 22]
+
+
+def sqs_poller(stack) -> SqsPoller:
+    # Failed messages reappear at once instead of after the 720 s visibility timeout.
+    return SqsPoller(
+        stack.ingest_queue_url,
+        stack.ingest_queue_arn,
+        lambda_runtime(ingestion_handler.handler),
+        retry_visibility_seconds=0,
+    )
+
+
+def upload(stack, data: bytes, key: str = UPLOAD_KEY) -> None:
+    boto3.client("s3").put_object(Bucket=stack.names.bucket, Key=key, Body=data)
+
+
+def queue_depth(url: str) -> int:
+    attributes = boto3.client("sqs").get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    return sum(int(v) for v in attributes.values())
+
+
+def drain_test_events(stack) -> None:
+    """Drop the s3:TestEvent moto sends when the notification is configured (the handler skips it too)."""
+    SqsPoller(stack.ingest_queue_url, stack.ingest_queue_arn, ingestion_handler.handler).run_until_empty()
+
+
+@pytest.fixture
+def ingest_stack(stack):
+    drain_test_events(stack)
+    return stack
+
+
+def test_dynamodb_throttling_is_absorbed_by_retries(ingest_stack):
+    stack, data = ingest_stack, tickets_csv()
+    upload(stack, data)
+    ddb = clients.client("dynamodb")
+    with faults.inject(ddb, "BatchWriteItem", faults.throttle(), times=4) as fault:
+        stats = sqs_poller(stack).run_until_empty()
+
+    assert fault.fired == 4
+    assert (stats.messages_deleted, stats.messages_failed) == (1, 0)
+    assert_table_exactly(stack, data)
+    assert_bucket_exactly(stack)
+
+
+def test_throttling_outlasting_every_retry_fails_the_message_and_the_redelivery_loads_it(ingest_stack):
+    stack, data = ingest_stack, tickets_csv()
+    upload(stack, data)
+    poller = sqs_poller(stack)
+    ddb = clients.client("dynamodb")
+    with faults.inject(ddb, "BatchWriteItem", faults.throttle(), times=None) as fault:
+        first = poller.poll_once()
+    assert fault.fired > 0
+    # The only message failed (Powertools raises when every record of the batch failed: Lambda retries it all).
+    assert (first.messages_received, first.messages_failed) == (1, 1)
+    assert not any(k.startswith("ingest-reports/") for k in bucket_keys(stack))  # no report for a failed try
+
+    second = poller.run_until_empty()
+    assert second.messages_deleted == 1
+    assert_table_exactly(stack, data)
+    assert_bucket_exactly(stack)
+
+
+def test_partial_unprocessed_items_are_resent_until_written(ingest_stack):
+    stack, data = ingest_stack, tickets_csv()
+    upload(stack, data)
+    ddb = clients.client("dynamodb")
+    with faults.inject(ddb, "BatchWriteItem", faults.partially_unprocessed(keep=7), times=None) as fault:
+        stats = sqs_poller(stack).run_until_empty()
+
+    assert fault.fired >= 4 * 3  # every call answered partially: 25 items need 4 calls each
+    assert (stats.messages_deleted, stats.messages_failed) == (1, 0)
+    assert_table_exactly(stack, data)
+    assert_bucket_exactly(stack)
+
+
+def test_s3_slow_down_on_get_is_absorbed_by_retries(ingest_stack):
+    stack, data = ingest_stack, tickets_csv()
+    upload(stack, data)
+    with faults.inject(clients.client("s3"), "GetObject", faults.slow_down(), times=3) as fault:
+        stats = sqs_poller(stack).run_until_empty()
+
+    assert fault.fired == 3
+    assert (stats.messages_deleted, stats.messages_failed) == (1, 0)
+    assert_table_exactly(stack, data)
+    assert_bucket_exactly(stack)
+
+
+@pytest.mark.parametrize(
+    ("operation", "match"),
+    [("GetObject", faults.url_contains("/uploads/")), ("PutObject", faults.url_contains("/ingest-reports/"))],
+    ids=["get-upload", "put-report"],
+)
+def test_s3_500_outlasting_retries_fails_the_message_and_the_redelivery_loads_it(ingest_stack, operation, match):
+    stack, data = ingest_stack, tickets_csv()
+    upload(stack, data)
+    poller = sqs_poller(stack)
+    attempts = clients.client("s3").meta.config.retries["total_max_attempts"]
+    with faults.inject(clients.client("s3"), operation, faults.internal_error(), times=attempts, match=match) as fault:
+        first = poller.poll_once()
+    assert fault.fired == attempts
+    assert (first.messages_received, first.messages_failed) == (1, 1)
+
+    second = poller.run_until_empty()
+    assert second.messages_deleted == 1
+    assert_table_exactly(stack, data)
+    assert_bucket_exactly(stack)
+
+
+def test_function_crash_half_way_through_a_file_and_the_redelivery(ingest_stack):
+    stack, data = ingest_stack, tickets_csv()
+    upload(stack, data)
+    poller = sqs_poller(stack)
+    ddb = clients.client("dynamodb")
+    with faults.inject(ddb, "BatchWriteItem", faults.crash(), after=2, times=1) as fault:
+        first = poller.poll_once()
+    assert fault.fired == 1
+    assert (first.handler_errors, first.messages_failed) == (1, 1)
+    assert 0 < len(table_items(stack)) < len(expected_purchases(data, stack.names.bucket, UPLOAD_KEY))
+    assert not any(k.startswith("ingest-reports/") for k in bucket_keys(stack))
+
+    second = poller.run_until_empty()
+    assert second.messages_deleted == 1
+    assert_table_exactly(stack, data)
+    assert_bucket_exactly(stack)
+
+
+def test_the_same_s3_event_delivered_twice(ingest_stack):
+    stack, data = ingest_stack, tickets_csv()
+    upload(stack, data)
+    sqs = boto3.client("sqs")
+    message = sqs.receive_message(QueueUrl=stack.ingest_queue_url, VisibilityTimeout=0)["Messages"][0]
+    sqs.send_message(QueueUrl=stack.ingest_queue_url, MessageBody=message["Body"])
+
+    stats = sqs_poller(stack).run_until_empty()
+    assert (stats.messages_deleted, stats.messages_failed) == (2, 0)
+    assert_table_exactly(stack, data)
+    assert_bucket_exactly(stack)
+    assert report_of(stack)["counts"]["purchases_written"] == len(table_items(stack))
+
+
+def test_a_message_failing_every_delivery_reaches_the_dlq_and_redrives_cleanly(ingest_stack):
+    stack, data = ingest_stack, tickets_csv()
+    upload(stack, data)
+    poller = sqs_poller(stack)
+    max_receives = config.queue_settings()["maxReceiveCount"]
+    with faults.inject(clients.client("dynamodb"), "BatchWriteItem", faults.throttle(), times=None):
+        stats = poller.run_until_empty()
+    assert stats.messages_failed == max_receives
+    assert queue_depth(stack.ingest_queue_url) == 0
+    assert queue_depth(stack.ingest_dlq_url) == 1
+    assert table_items(stack) == {}
+
+    # The redrive of docs/operations.md. On AWS: aws sqs start-message-move-task (moto 5.2.5 lacks it), which
+    # moves the messages unchanged, as this does.
+    sqs = boto3.client("sqs")
+    for message in sqs.receive_message(QueueUrl=stack.ingest_dlq_url, MaxNumberOfMessages=10)["Messages"]:
+        sqs.send_message(QueueUrl=stack.ingest_queue_url, MessageBody=message["Body"])
+        sqs.delete_message(QueueUrl=stack.ingest_dlq_url, ReceiptHandle=message["ReceiptHandle"])
+    stats = poller.run_until_empty()
+    assert stats.messages_deleted == 1
+    assert_table_exactly(stack, data)
+    assert_bucket_exactly(stack)
+
+
+def test_ingestion_then_export_under_faults_gives_one_object_per_stream_record(ingest_stack):
+    """Both halves under faults at once: every purchase exported, each object in its own partition."""
+    stack, data = ingest_stack, tickets_csv(baskets=30)
+    upload(stack, data)
+    with (
+        faults.inject(clients.client("dynamodb"), "BatchWriteItem", faults.partially_unprocessed(keep=10), times=None),
+        faults.inject(
+            clients.client("s3"), "PutObject", faults.slow_down(), times=5, match=faults.url_contains("/compras/")
+        ),
+    ):
+        sqs_poller(stack).run_until_empty()
+        stream_stats = stream_poller(stack).run_until_idle()
+
+    assert stream_stats.records_discarded == 0
+    assert_table_exactly(stack, data)
+    items = table_items(stack)
+    objects = exported(stack)
+    assert {(o.tenant_id, o.compra_id) for o in objects if o.event_name == "INSERT"} == set(items)
+    assert len({o.sequence_number for o in objects}) == len(objects) == stream_stats.records_read
+    for o in objects:
+        fecha = items[(o.tenant_id, o.compra_id)]["fecha"]
+        assert (o.year, o.month, o.day) == (fecha[:4], fecha[5:7], fecha[8:10])
