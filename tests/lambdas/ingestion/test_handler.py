@@ -1,0 +1,218 @@
+"""The ingestion handler end to end on moto: upload -> S3 notification in SQS (sent by moto) -> handler
+(through local.sqs_poller or with the SQS event built from the queue) -> items, report, batch failures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from urllib.parse import quote_plus
+
+import pytest
+from boto3.dynamodb.types import TypeDeserializer
+
+from lambdas.adapters import clients
+from lambdas.ingestion import handler as ingestion
+from local.sqs_poller import LocalLambdaContext, SqsPoller
+
+pytestmark = pytest.mark.integration
+
+EVENTS = Path(ingestion.__file__).parent / "events"
+HEADER = "ticket_id,product,basket_id,timestamp,category,quantity,store,unit_price,user_id\n"
+GOOD = HEADER + (
+    "T1,Leche,B1,2024-03-01 10:00:00,Lácteos,2,S1,1.10,u1\n"
+    "T2,Pan,B1,2024-03-01 09:00:00,Panadería,1,S1,,u1\n"
+    "T3,Café,B2,2024-03-01T12:00:00+01:00,Bebidas,1,S2,3.5,\n"
+    "T4,Té,B3,not-a-date,Bebidas,1,S2,3.5,\n"
+)
+
+
+@pytest.fixture
+def env(stack):
+    """The stack with an empty ingest queue (create_stack's notification set-up sent an s3:TestEvent)."""
+    clients.reset_clients()
+    drain_test_event(stack)
+    yield stack
+    clients.reset_clients()
+
+
+def put(stack, key: str, body: str | bytes) -> None:
+    data = body.encode("utf-8") if isinstance(body, str) else body
+    clients.client("s3").put_object(Bucket=stack.names.bucket, Key=key, Body=data)
+
+
+def table_items(stack) -> dict[tuple[str, str], dict]:
+    des = TypeDeserializer()
+    items = clients.client("dynamodb").scan(TableName=stack.names.table)["Items"]
+    out = {}
+    for raw in items:
+        value = {k: des.deserialize(v) for k, v in raw.items()}
+        out[(value["tenant_id"], value["compra_id"])] = value
+    return out
+
+
+def report_of(stack, key: str) -> dict:
+    name = key.removeprefix("uploads/")
+    obj = clients.client("s3").get_object(Bucket=stack.names.bucket, Key=f"ingest-reports/{name}.report.json")
+    return json.loads(obj["Body"].read())
+
+
+def poller(stack) -> SqsPoller:
+    return SqsPoller(stack.ingest_queue_url, stack.ingest_queue_arn, ingestion.handler, retry_visibility_seconds=0)
+
+
+def context() -> LocalLambdaContext:
+    return LocalLambdaContext(function_name="ingestarTickets", memory_limit_in_mb=1024, timeout_seconds=120)
+
+
+def s3_event_message(bucket: str, key: str, event_name: str = "ObjectCreated:Put") -> dict:
+    record = {
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": "us-east-1",
+        "eventTime": "2026-01-01T00:00:00.000Z",
+        "eventName": event_name,
+        "s3": {"bucket": {"name": bucket}, "object": {"key": quote_plus(key), "size": 1, "eTag": "x"}},
+    }
+    return {"Records": [record]}
+
+
+def sqs_event(stack, bodies: list[str]) -> dict:
+    """Send the bodies to the ingest queue and build the Lambda event from what SQS hands back."""
+    sqs = clients.client("sqs")
+    for body in bodies:
+        sqs.send_message(QueueUrl=stack.ingest_queue_url, MessageBody=body)
+    p = SqsPoller(stack.ingest_queue_url, stack.ingest_queue_arn, ingestion.handler, batch_size=10)
+    return p.build_event(p.receive_batch())
+
+
+def drain_test_event(stack) -> None:
+    """create_stack's notification configuration made S3 send an s3:TestEvent: consume it first."""
+    stats = poller(stack).run_until_empty()
+    assert stats.messages_deleted == 1 and stats.messages_failed == 0
+
+
+def test_upload_is_ingested_end_to_end(env, capsys, caplog):
+    capsys.readouterr()
+    put(env, "uploads/2024/tickets.csv", GOOD)
+    stats = poller(env).run_until_empty()
+    assert (stats.messages_deleted, stats.messages_failed) == (1, 0)
+
+    items = table_items(env)
+    assert sorted(items) == [("S1", "B1"), ("S2", "B2")]
+    b1 = items[("S1", "B1")]
+    assert b1["fecha"] == "2024-03-01 09:00:00" and b1["user_id"] == "u1"
+    assert [p["ticket_id"] for p in b1["productos"]] == ["T1", "T2"]
+    assert b1["source_key"] == "uploads/2024/tickets.csv" and b1["ingested_at"].endswith("Z")
+    assert items[("S2", "B2")]["fecha"] == "2024-03-01 11:00:00"
+
+    report = report_of(env, "uploads/2024/tickets.csv")
+    assert report["status"] == "loaded_with_rejections"
+    assert report["counts"]["rows_read"] == 4 and report["counts"]["purchases_written"] == 2
+    assert report["rejected_rows"] == [{"line": 5, "reason": report["rejected_rows"][0]["reason"]}]
+    assert "timestamp 'not-a-date'" in report["rejected_rows"][0]["reason"]
+
+    ingested = [record for record in caplog.records if record.getMessage() == "file ingested"]
+    bucket = env.names.bucket
+    assert ingested[0].report == f"s3://{bucket}/ingest-reports/2024/tickets.csv.report.json"
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    emf = [entry for entry in printed if "_aws" in entry]
+    assert emf[0]["RowsRead"] == [4.0] and emf[0]["RowsRejected"] == [1.0] and emf[0]["PurchasesWritten"] == [2.0]
+
+
+def test_reingesting_the_same_object_changes_nothing_and_a_later_file_corrects(env):
+    put(env, "uploads/a.csv", GOOD)
+    poller(env).run_until_empty()
+    first = table_items(env)
+    put(env, "uploads/a.csv", GOOD)  # same bytes again: a new LastModified, the same purchases
+    poller(env).run_until_empty()
+    again = table_items(env)
+    assert {k: {**v, "ingested_at": None} for k, v in again.items()} == {
+        k: {**v, "ingested_at": None} for k, v in first.items()
+    }
+    put(env, "uploads/b.csv", HEADER + "T9,Agua,B1,2024-03-02 10:00:00,Bebidas,6,S1,0.40,u1\n")
+    poller(env).run_until_empty()
+    corrected = table_items(env)[("S1", "B1")]
+    assert [p["ticket_id"] for p in corrected["productos"]] == ["T9"] and corrected["source_key"] == "uploads/b.csv"
+
+
+def test_url_encoded_key_with_spaces_and_non_ascii(env):
+    key = "uploads/tienda norte/año 2024 + ñandú €.csv"
+    put(env, key, GOOD)
+    stats = poller(env).run_until_empty()
+    assert stats.messages_deleted == 1
+    assert report_of(env, key)["source"]["key"] == key
+    assert table_items(env)[("S1", "B1")]["source_key"] == key
+
+
+def test_test_event_is_skipped(env, caplog):
+    event = json.loads((EVENTS / "sqs_s3_test_event.json").read_text())
+    assert ingestion.handler(event, context()) == {"batchItemFailures": []}
+    assert "s3:TestEvent skipped" in caplog.messages
+    assert table_items(env) == {}
+
+
+def test_partial_batch_failure_reports_only_the_bad_messages(env):
+    put(env, "uploads/ok.csv", GOOD)  # moto sends its notification to the queue
+    bucket = env.names.bucket
+    event = sqs_event(env, ["this is not json", json.dumps({"no": "records"})])
+    assert len(event["Records"]) == 3
+    ids = {r["body"][:1]: r["messageId"] for r in event["Records"]}
+    response = ingestion.handler(event, context())
+    failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
+    good = next(r["messageId"] for r in event["Records"] if bucket in r["body"])
+    assert good not in failed and len(failed) == 2 and ids["t"] in failed
+    assert sorted(table_items(env)) == [("S1", "B1"), ("S2", "B2")]
+
+
+def test_file_rejected_as_a_whole_succeeds_with_a_report(env):
+    put(env, "uploads/bad.csv", "ticket_id,product\nT1,x\n")
+    stats = poller(env).run_until_empty()
+    assert (stats.messages_deleted, stats.messages_failed) == (1, 0)
+    report = report_of(env, "uploads/bad.csv")
+    assert report["status"] == "rejected" and "lacks required column" in report["file_rejection_reason"]
+    assert table_items(env) == {}
+
+
+def test_missing_key_is_logged_and_not_retried(env, caplog):
+    event = sqs_event(env, [json.dumps(s3_event_message(env.names.bucket, "uploads/deleted meanwhile.csv"))])
+    assert ingestion.handler(event, context()) == {"batchItemFailures": []}
+    [warning] = [r for r in caplog.records if "object no longer exists" in r.getMessage()]
+    assert warning.key == "uploads/deleted meanwhile.csv" and warning.levelname == "WARNING"
+
+
+@pytest.mark.parametrize(
+    ("key", "event_name"),
+    [
+        ("uploads/notes.txt", "ObjectCreated:Put"),
+        ("ingest-reports/x.csv", "ObjectCreated:Put"),
+        ("uploads/a.csv", "ObjectRemoved:Delete"),
+    ],
+)
+def test_other_keys_and_events_are_skipped_with_a_log_line(env, caplog, key, event_name):
+    event = sqs_event(env, [json.dumps(s3_event_message(env.names.bucket, key, event_name))])
+    response = ingestion.handler(event, context())
+    assert response == {"batchItemFailures": []}
+    assert any("skipped" in message for message in caplog.messages)
+    assert table_items(env) == {}
+
+
+def test_every_object_created_kind_is_accepted(env):
+    key = "uploads/multipart.csv"
+    put(env, key, GOOD)
+    bodies = [
+        json.dumps(s3_event_message(env.names.bucket, key, name))
+        for name in ("ObjectCreated:CompleteMultipartUpload", "ObjectCreated:Copy")
+    ]
+    response = ingestion.handler(sqs_event(env, bodies), context())
+    assert response == {"batchItemFailures": []}
+    assert len(table_items(env)) == 2
+
+
+def test_the_sample_event_runs_against_the_stack(env):
+    event = json.loads((EVENTS / "sqs_s3_put.json").read_text())
+    body = json.loads(event["Records"][0]["body"])
+    body["Records"][0]["s3"]["bucket"]["name"] = env.names.bucket
+    event["Records"][0]["body"] = json.dumps(body)
+    put(env, "uploads/tienda norte/enero 2026 ñ.csv", GOOD)
+    assert ingestion.handler(event, context()) == {"batchItemFailures": []}
+    assert len(table_items(env)) == 2
