@@ -71,8 +71,8 @@ def format_table(columns: list[str], rows: list[tuple[Any, ...]], max_rows: int 
     return "\n".join(out)
 
 
-def print_summary(pipeline: Any) -> None:
-    summary = pipeline.summary()
+def print_summary(pipeline: Any, summary: Any = None) -> None:
+    summary = summary or pipeline.summary()
     bucket = pipeline.names.bucket
     print("\n== Files ingested ==")
     for report in summary.files:
@@ -180,12 +180,16 @@ Files are ingested as they arrive; a summary and the query results follow each c
         )
         if sample is not None:
             pipeline.upload(sample)
+        shown: tuple[int, ...] = (0, 0, 0)
         try:
             while True:
-                busy = pipeline.run_until_idle()
-                if busy:
-                    print_summary(pipeline)
-                    print_queries(pipeline)
+                if pipeline.run_until_idle():
+                    summary = pipeline.summary()
+                    state = (len(summary.files), summary.documents, summary.purchases_in_table)
+                    if state != shown:  # not for messages that change nothing (e.g. S3's TestEvent)
+                        shown = state
+                        print_summary(pipeline, summary)
+                        print_queries(pipeline)
                 time.sleep(poll_seconds)
         except KeyboardInterrupt:
             print("\nstopping the local stack (its data is discarded)", flush=True)
