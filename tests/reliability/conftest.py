@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import json
+import logging
+
 import pytest
 from botocore.retries import standard
 
@@ -12,3 +16,43 @@ def fast_botocore_retries(monkeypatch):
     attempts (throttling backoff is up to 1 s, 2 s, 4 s … otherwise): the tests stay fast, the retry
     decisions stay real."""
     monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda self, context: 0.0)
+
+
+class JsonLogs:
+    """The JSON lines a Powertools logger emitted, parsed."""
+
+    def __init__(self, stream: io.StringIO) -> None:
+        self._stream = stream
+
+    @property
+    def lines(self) -> list[str]:
+        return [line for line in self._stream.getvalue().splitlines() if line.strip()]
+
+    @property
+    def records(self) -> list[dict]:
+        return [json.loads(line) for line in self.lines]
+
+    def at_or_above(self, level: str) -> list[str]:
+        order = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+        return [
+            line
+            for line, r in zip(self.lines, self.records, strict=True)
+            if order.index(r["level"]) >= order.index(level)
+        ]
+
+
+@pytest.fixture
+def ingestion_logs():
+    """Everything the ingestion function logs during the test, formatted by its own Powertools formatter
+    exactly as it reaches CloudWatch Logs."""
+    from lambdas.ingestion import handler as ingestion_handler
+
+    logger = ingestion_handler.logger
+    stream = io.StringIO()
+    capture = logging.StreamHandler(stream)
+    capture.setFormatter(logger.registered_formatter)
+    logger.addHandler(capture)
+    try:
+        yield JsonLogs(stream)
+    finally:
+        logger.removeHandler(capture)

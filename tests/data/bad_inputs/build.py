@@ -59,7 +59,8 @@ GOOD = lines(
 def _zip_of_csv() -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("tickets.csv", GOOD * 20)
+        member = zipfile.ZipInfo("tickets.csv", date_time=(2024, 3, 1, 10, 0, 0))  # reproducible bytes
+        archive.writestr(member, GOOD * 20, compress_type=zipfile.ZIP_DEFLATED)
     return buffer.getvalue()
 
 
