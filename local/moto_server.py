@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 import os
-import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
+
+import requests
 
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105 - moto's well-known fake credentials
+    "AWS_SECRET_ACCESS_KEY": "testing",  # moto's well-known fake credentials
     "AWS_SESSION_TOKEN": "testing",
 }
 MOTO_ACCOUNT_ID = "123456789012"
@@ -47,9 +48,8 @@ class LocalAws:
         os.environ.update(self.environment())
 
     def reset(self) -> None:
-        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - local endpoint
-            response.read()
+        response = requests.post(f"{self.endpoint_url}/moto-api/reset", timeout=30)
+        response.raise_for_status()
 
     def stop(self) -> None:
         self._server.stop()
