@@ -30,9 +30,11 @@ def _context(function: str):
     return LocalLambdaContext(settings["name"], int(settings["memorySize"]), int(settings["timeout"]))
 
 
-def _row_items(csv_path: str):
+def _row_items(csv_path: str, max_rows: int | None = None):
     with open(csv_path, newline="", encoding="utf-8-sig") as fh:
-        for row in csv.DictReader(fh):
+        for number, row in enumerate(csv.DictReader(fh), start=1):
+            if max_rows is not None and number > max_rows:
+                return
             yield {ROW_KEY_COLUMNS.get(k, k): v for k, v in row.items()}
 
 
@@ -64,7 +66,7 @@ def ingestion_put_item(spec: dict[str, Any]):
     table = boto3.resource("dynamodb").Table(spec["table"])
 
     def run() -> dict[str, Any]:
-        for item in _row_items(spec["csv_path"]):
+        for item in _row_items(spec["csv_path"], spec.get("max_rows")):
             table.put_item(Item=item)
         return {}
 
