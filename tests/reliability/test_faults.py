@@ -516,3 +516,22 @@ def test_ingestion_then_export_under_faults_gives_one_object_per_stream_record(i
     for o in objects:
         fecha = items[(o.tenant_id, o.compra_id)]["fecha"]
         assert (o.year, o.month, o.day) == (fecha[:4], fecha[5:7], fecha[8:10])
+
+
+def test_poison_record_fixed_in_the_table_is_exported(stack):
+    """docs/operations.md, stream failure queue, step 4: correct the item; the new MODIFY is exported."""
+    put_items(stack, [purchase("S1", "OK"), purchase("S1", "POISON", fecha="yesterday")])
+    poller = stream_poller(stack)
+    poller.run_until_idle()
+    assert len(failure_messages(stack)) == 1
+    assert_exported_exactly(stack, {("INSERT", "S1", "OK")})
+
+    boto3.resource("dynamodb").Table(stack.names.table).update_item(
+        Key={"tenant_id": "S1", "compra_id": "POISON"},
+        UpdateExpression="SET fecha = :fecha, export_requested_at = :now",
+        ExpressionAttributeValues={":fecha": "2024-03-01 10:00:00", ":now": "2024-03-02T00:00:00Z"},
+    )
+    stats = poller.run_until_idle()
+    assert stats.records_discarded == 1  # only the original poison, earlier
+    assert failure_messages(stack) == []
+    assert_exported_exactly(stack, {("INSERT", "S1", "OK"), ("MODIFY", "S1", "POISON")})
