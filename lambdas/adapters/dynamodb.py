@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, ClassVar
 
 from boto3.dynamodb.types import TypeSerializer
@@ -119,8 +120,26 @@ class ParallelBatchWriter:
     # -- PurchaseSink ---------------------------------------------------------------------------------
 
     def put(self, item: dict[str, Any]) -> None:
-        serialized = {name: self._serializer.serialize(value) for name, value in item.items()}
+        serialized = {name: self._attribute_value(value) for name, value in item.items()}
         self._add({"PutRequest": {"Item": serialized}}, item)
+
+    def _attribute_value(self, value: Any) -> dict[str, Any]:
+        """TypeSerializer's result, with a fast path for the types purchase items use (str, int, Decimal,
+        None, list, dict): TypeSerializer's generic type probing was half of the ingestion CPU time."""
+        kind = type(value)
+        if kind is str:
+            return {"S": value}
+        if kind is int:
+            return {"N": str(value)}
+        if kind is Decimal and value.is_finite():
+            return {"N": str(value)}
+        if value is None:
+            return {"NULL": True}
+        if kind is list:
+            return {"L": [self._attribute_value(v) for v in value]}
+        if kind is dict:
+            return {"M": {k: self._attribute_value(v) for k, v in value.items()}}
+        return self._serializer.serialize(value)
 
     def delete(self, key: Key) -> None:
         request = {"DeleteRequest": {"Key": {"tenant_id": {"S": key[0]}, "compra_id": {"S": key[1]}}}}

@@ -145,7 +145,9 @@ def build_purchase(key: Key, lines: Iterable[TicketLine], source: SourceInfo) ->
         item["user_id"] = user_ids[0]
     if currencies:
         item["moneda"] = currencies[0]
-    size = item_size(item)
+    size = _size_upper_bound(item, kept)
+    if size > MAX_ITEM_BYTES:
+        size = item_size(item)
     if size > MAX_ITEM_BYTES:
         result.rejection = (
             f"the purchase ({len(kept)} lines) would be a {size:,}-byte DynamoDB item, over the "
@@ -154,6 +156,18 @@ def build_purchase(key: Key, lines: Iterable[TicketLine], source: SourceInfo) ->
         return result
     result.item = item
     return result
+
+
+_LINE_OVERHEAD = 160  # names, map/list overheads and numbers of one product map, generously
+_ITEM_OVERHEAD = 400
+
+
+def _size_upper_bound(item: dict[str, Any], lines: list[TicketLine]) -> int:
+    """A cheap bound >= item_size (4 bytes per character at most in UTF-8): the exact walk is only needed
+    for purchases near the limit."""
+    chars = sum(len(v) for v in item.values() if isinstance(v, str))
+    chars += sum(len(ln.codigo) + len(ln.nombre) + len(ln.categoria) + len(ln.ticket_id) for ln in lines)
+    return _ITEM_OVERHEAD + _LINE_OVERHEAD * len(lines) + 4 * chars
 
 
 def item_size(item: dict[str, Any]) -> int:

@@ -302,44 +302,44 @@ def _rows(header: Header, text: TextLines, lines: Iterator[str]) -> Iterator[Tic
 class _RowValidator:
     def __init__(self, header: Header) -> None:
         self.header = header
-        self.idx = header.index
         self.decimal_comma = header.delimiter == ";"
-
-    def _get(self, fields: list[str], name: str) -> str:
-        i = self.idx.get(name)
-        return "" if i is None else fields[i].strip()
+        # Position of every known column; an absent optional column reads the "" appended to each row.
+        self.positions = tuple(header.index.get(name, -1) for name in KNOWN_COLUMNS)
 
     def validate(self, line: int, fields: list[str]) -> TicketLine | RowRejection:
-        get = self._get
+        fields.append("")
+        (ticket_id, product, basket_id, timestamp, category, quantity, store, unit_price, user_id, code, currency) = [
+            fields[i].strip() for i in self.positions
+        ]
         problems: list[str] = []
 
-        store = self._id(get(fields, "store"), "store", problems, MAX_PARTITION_KEY_BYTES)
-        basket_id = self._id(get(fields, "basket_id"), "basket_id", problems, MAX_SORT_KEY_BYTES)
-        ticket_id = self._id(get(fields, "ticket_id"), "ticket_id", problems, MAX_SORT_KEY_BYTES)
-        nombre = self._text(get(fields, "product"), "product", problems, required=True)
-        categoria = self._text(get(fields, "category"), "category", problems, required=True)
-        codigo = self._text(get(fields, "product_code"), "product_code", problems, required=False) or nombre
-        cantidad = self._quantity(get(fields, "quantity"), problems)
-        precio = self._price(get(fields, "unit_price"), problems)
-        fecha = self._timestamp(get(fields, "timestamp"), problems)
-        user_id = self._optional_id(get(fields, "user_id"), "user_id", problems)
-        moneda = self._currency(get(fields, "currency"), problems)
+        store = self._id(store, "store", problems, MAX_PARTITION_KEY_BYTES)
+        basket_id = self._id(basket_id, "basket_id", problems, MAX_SORT_KEY_BYTES)
+        ticket_id = self._id(ticket_id, "ticket_id", problems, MAX_SORT_KEY_BYTES)
+        nombre = self._text(product, "product", problems, required=True)
+        categoria = self._text(category, "category", problems, required=True)
+        codigo = self._text(code, "product_code", problems, required=False) or nombre
+        cantidad = self._quantity(quantity, problems)
+        precio = self._price(unit_price, problems)
+        fecha = self._timestamp(timestamp, problems)
+        user = self._optional_id(user_id, "user_id", problems)
+        moneda = self._currency(currency, problems)
 
         if problems:
             return RowRejection(line, "; ".join(problems))
         return TicketLine(
-            line=line,
-            store=store,
-            basket_id=basket_id,
-            ticket_id=ticket_id,
-            codigo=codigo,
-            nombre=nombre,
-            categoria=categoria,
-            cantidad=cantidad,  # type: ignore[arg-type]
-            precio_unitario=precio,
-            fecha=fecha,  # type: ignore[arg-type]
-            user_id=user_id,
-            moneda=moneda,
+            line,
+            store,
+            basket_id,
+            ticket_id,
+            codigo,
+            nombre,
+            categoria,
+            cantidad,  # type: ignore[arg-type]
+            precio,
+            fecha,  # type: ignore[arg-type]
+            user,
+            moneda,
         )
 
     @staticmethod
@@ -348,7 +348,7 @@ class _RowValidator:
             problems.append(f"{name} is empty")
         elif _CONTROL.search(value):
             problems.append(f"{name} contains a control character (e.g. a line break or tab)")
-        elif len(value.encode("utf-8")) > max_bytes:
+        elif len(value) * 4 > max_bytes and len(value.encode("utf-8")) > max_bytes:
             problems.append(f"{name} is longer than {max_bytes} bytes")
         return value
 
@@ -444,6 +444,8 @@ def parse_timestamp(value: str) -> str | None:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         return None
+    if len(value) == 19 and value[4] == "-":  # already YYYY-MM-DD[ T]HH:MM:SS (the common case)
+        return value if value[10] == " " else f"{value[:10]} {value[11:]}"
     if parsed.tzinfo is not None:
         parsed = parsed.astimezone(UTC)
     return parsed.strftime("%Y-%m-%d %H:%M:%S")

@@ -202,3 +202,15 @@ def test_policy_defaults_are_the_config_values(monkeypatch):
     monkeypatch.setenv("WRITE_CONCURRENCY", "many")
     with pytest.raises(ValueError, match="WRITE_CONCURRENCY='many'"):
         WritePolicy.from_env()
+
+
+def test_fast_serialisation_matches_type_serializer():
+    from boto3.dynamodb.types import TypeSerializer
+
+    writer = ParallelBatchWriter("unused", WritePolicy(concurrency=1))
+    try:
+        sample = item(3, user_id="ü", flag=True, tags={"a", "b"}, nested={"x": [1, Decimal("0.0001"), None]})
+        expected = {k: TypeSerializer().serialize(v) for k, v in sample.items()}
+        assert {k: writer._attribute_value(v) for k, v in sample.items()} == expected
+    finally:
+        writer.close()

@@ -304,3 +304,23 @@ def test_ingesting_twice_gives_the_same_table(rows):
     assert table.items == after_once
     first.pop("duration_seconds"), second.pop("duration_seconds")
     assert first == second
+
+
+TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=30)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    names=st.lists(st.tuples(TEXT, TEXT, TEXT), min_size=1, max_size=20),
+    qty=st.integers(1, 2**31 - 1),
+    price=st.one_of(st.none(), st.decimals(0, 10**14 - 1, places=4)),
+)
+def test_the_quick_size_bound_is_never_below_the_exact_size(names, qty, price):
+    from lambdas.domain.purchases import _size_upper_bound
+
+    lines = [
+        line(i + 2, f"{ticket}{i}", product=product, codigo=code, qty=qty, price=None if price is None else str(price))
+        for i, (ticket, product, code) in enumerate(names)
+    ]
+    result = build_purchase(("tienda ñ", "cesta/1"), lines, SOURCE)
+    assert _size_upper_bound(result.item, lines) >= item_size(result.item)
