@@ -8,6 +8,7 @@ the working tree changes. Without node_modules the checks fail in CI and are ski
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -77,14 +78,29 @@ def require_serverless_cli() -> None:
 
 @pytest.fixture(scope="session")
 def packaged(tmp_path_factory) -> dict[str, Packaged]:
-    """Both IAM modes packaged for stage dev: {'leastPrivilege': Packaged, 'labRole': Packaged}."""
+    """Both IAM modes packaged for stage dev: {'leastPrivilege': Packaged, 'labRole': Packaged}.
+
+    Packaged once per test run: pytest-xdist workers share the output through the run's base temp
+    directory, and a file lock makes one worker package while the other waits (two concurrent
+    Serverless CLIs in one service directory are not safe, and it would cost twice the CPU)."""
     require_serverless_cli()
+    shared = tmp_path_factory.getbasetemp().parent / "serverless-package"
+    shared.mkdir(exist_ok=True)
     result: dict[str, Packaged] = {}
-    for mode in IAM_MODES:
-        out_dir = tmp_path_factory.mktemp(f"package-{mode}")
-        done = package(out_dir, params={"iamMode": mode})
-        assert done.returncode == 0, f"serverless package ({mode}) failed:\n{done.stdout}\n{done.stderr}"
-        result[mode] = Packaged(iam_mode=mode, directory=out_dir)
+    with (shared / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            for mode in IAM_MODES:
+                out_dir = shared / mode
+                marker = out_dir / ".complete"
+                if not marker.exists():
+                    shutil.rmtree(out_dir, ignore_errors=True)
+                    done = package(out_dir, params={"iamMode": mode})
+                    assert done.returncode == 0, f"serverless package ({mode}) failed:\n{done.stdout}\n{done.stderr}"
+                    marker.touch()
+                result[mode] = Packaged(iam_mode=mode, directory=out_dir)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
     return result
 
 

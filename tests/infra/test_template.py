@@ -3,6 +3,8 @@ config/pipeline.yml and local/config.py — the one source of truth both sides r
 
 from __future__ import annotations
 
+import fcntl
+import json
 import re
 import zipfile
 
@@ -47,10 +49,14 @@ def prod_template(tmp_path_factory):
     """Stage prod with a bucket name override and an alarm e-mail."""
     require_serverless_cli()
     out = tmp_path_factory.mktemp("package-prod")
-    done = package(out, stage="prod", params={"bucketName": "acme-compras-prod-data", "alarmEmail": "ops@example.com"})
+    shared = tmp_path_factory.getbasetemp().parent / "serverless-package"
+    shared.mkdir(exist_ok=True)
+    with (shared / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one Serverless CLI at a time in the service directory
+        done = package(
+            out, stage="prod", params={"bucketName": "acme-compras-prod-data", "alarmEmail": "ops@example.com"}
+        )
     assert done.returncode == 0, done.stdout + done.stderr
-    import json
-
     return json.loads((out / "cloudformation-template-update-stack.json").read_text(encoding="utf-8"))
 
 
