@@ -77,6 +77,8 @@ def render(results: list[Any], conditions: dict[str, Any], args: Any, extra: dic
         "(the machine was shared with other work: expect noise)"
     )
     add(f"- Python {start['python']}, moto {start['moto']}, boto3 {start['boto3']}; {start['platform']}")
+    dirty = " plus uncommitted changes under lambdas/, local/ or bench/" if start.get("uncommitted_code") else ""
+    add(f"- code: commit {start.get('commit', 'unknown')}{dirty}")
     add(
         f"- {args.reps} repetition(s) per cell, contenders alternated (order rotated every repetition); "
         f"total run time {conditions['duration_s'] / 60:.1f} min"

@@ -414,7 +414,16 @@ def machine_facts() -> dict[str, Any]:
         "platform": platform.platform(),
         "moto": moto.__version__,
         "boto3": boto3.__version__,
+        "commit": _git("rev-parse", "--short", "HEAD"),
+        "uncommitted_code": _git("status", "--porcelain", "--", "lambdas", "local", "bench") != "",
     }
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:
