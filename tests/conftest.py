@@ -38,5 +38,10 @@ def stack(aws, monkeypatch):
 
 
 def pytest_configure(config):
-    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "ComprasPipeline")
+    # Before any handler module is imported: Powertools reads these when a Logger/Metrics is created.
+    from local.config import lambda_environment, stack_names
+
+    env = lambda_environment(stack_names("test"))
+    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", env["POWERTOOLS_SERVICE_NAME"])
+    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", env["POWERTOOLS_METRICS_NAMESPACE"])
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
