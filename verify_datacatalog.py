@@ -229,7 +229,7 @@ def verify(
     else:
         from lambdas.adapters import athena
 
-        sql = f"SELECT tenant_id, year, month, day, compra_id FROM {names.glue_table} LIMIT 1"  # noqa: S608 - table name from config
+        sql = f"SELECT tenant_id, year, month, day, compra_id FROM {names.glue_table} LIMIT 1"  # noqa: S608  # nosec B608 - table name from config
         try:
             result = athena.run_query(
                 sql, workgroup=names.athena_workgroup, database=names.glue_database, timeout_seconds=120

@@ -347,7 +347,7 @@ class LocalAthena:
             try:
                 # Names and types come from config/pipeline.yml; the file list is bound as a parameter.
                 insert = (
-                    f"INSERT INTO {TABLE} SELECT {selected}, {partition_selected} "  # noqa: S608
+                    f"INSERT INTO {TABLE} SELECT {selected}, {partition_selected} "  # noqa: S608  # nosec B608
                     f"FROM read_json(?, columns = {struct}, format = 'newline_delimited', filename = true) AS j "
                     "JOIN __partitions AS p ON p.filename = j.filename"
                 )
