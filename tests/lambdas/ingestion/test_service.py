@@ -140,3 +140,12 @@ def test_retriable_failure_propagates_from_the_service(env, monkeypatch):
 def test_report_key_mirrors_the_upload_path(env):
     settings = Settings.from_env()
     assert service.report_key(settings, "uploads/a/b ñ.csv") == "ingest-reports/a/b ñ.csv.report.json"
+
+
+def test_max_reported_rejections_defaults_to_the_config_value(monkeypatch):
+    from local import config
+
+    monkeypatch.delenv(service.MAX_REPORTED_ENV, raising=False)
+    assert service.max_reported() == config.function_settings("ingestion")["maxReportedRejections"]
+    monkeypatch.setenv(service.MAX_REPORTED_ENV, "7")
+    assert service.max_reported() == 7
