@@ -115,7 +115,8 @@ def lambda_environment(names: StackNames) -> dict[str, str]:
     ``provider.environment`` (tests/infra checks the packaged template against this).
 
     Names and prefixes, the Powertools settings, and the tuning values the handlers read
-    (ingestion: WRITE_CONCURRENCY, MAX_WRITE_ATTEMPTS, BACKOFF_BASE_SECONDS, BACKOFF_CAP_SECONDS;
+    (ingestion: WRITE_CONCURRENCY, MAX_WRITE_ATTEMPTS, BACKOFF_BASE_SECONDS, BACKOFF_CAP_SECONDS,
+    MAX_REPORTED_REJECTIONS;
     stream: PUT_CONCURRENCY; report: REPORT_MAX_RANGE_DAYS). All values are strings, as Lambda
     passes them.
     """
@@ -145,6 +146,7 @@ def lambda_environment(names: StackNames) -> dict[str, str]:
         "MAX_WRITE_ATTEMPTS": str(ingestion["maxWriteAttempts"]),
         "BACKOFF_BASE_SECONDS": str(ingestion["backoffBaseSeconds"]),
         "BACKOFF_CAP_SECONDS": str(ingestion["backoffCapSeconds"]),
+        "MAX_REPORTED_REJECTIONS": str(ingestion["maxReportedRejections"]),
         "PUT_CONCURRENCY": str(stream["putConcurrency"]),
         "REPORT_MAX_RANGE_DAYS": str(report["maxRangeDays"]),
     }
