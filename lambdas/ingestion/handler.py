@@ -28,6 +28,7 @@ FUNCTION = "ingestarTickets"
 logger = logger_for(FUNCTION)
 metrics = metrics_for(FUNCTION)
 processor = BatchProcessor(event_type=EventType.SQS)
+LOGGED_REJECTIONS = 20  # per file, in one log line; the report object lists up to MAX_REPORTED_REJECTIONS
 
 
 class NotAnS3Notification(ValueError):
@@ -85,6 +86,29 @@ def _handle_s3_record(s3_record: Any, settings: Settings, message_id: str) -> No
     logger.info(
         "file ingested",
         extra={**where, "report": outcome.report_uri, "status": report["status"], "counts": counts},
+    )
+    _log_rejections(report, where, outcome.report_uri)
+
+
+def _log_rejections(report: dict[str, Any], where: dict[str, Any], report_uri: str) -> None:
+    """One WARNING line with the first rejections (line + reason, never the row itself); the rest are in
+    the report object."""
+    rows, purchases = report["rejected_rows"], report["rejected_purchases"]
+    if not rows and not purchases:
+        return
+    counts = report["counts"]
+    logger.warning(
+        f"{counts['rows_rejected']} row(s) and {counts['purchases_rejected']} purchase(s) rejected: "
+        f"reasons below, all of them in {report_uri}",
+        extra={
+            **where,
+            "report": report_uri,
+            "rejected_rows": rows[:LOGGED_REJECTIONS],
+            "rejected_purchases": [
+                {"compra_id": p["compra_id"], "lines": p["lines"], "reason": p["reason"]}
+                for p in purchases[:LOGGED_REJECTIONS]
+            ],
+        },
     )
 
 
