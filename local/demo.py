@@ -7,8 +7,8 @@ Demo: starts moto in server mode in this process, creates the stage's resources 
 (stage "local"), uploads data/sample/tickets.csv to uploads/, lets S3 notify SQS and drives the real
 handlers through the local pollers until idle; then uploads the correction file and deletes one purchase
 (a removal), runs again, and prints files ingested, rows accepted/rejected (and where each report is),
-purchases, JSON documents, partitions, and the result table of every query of athena-queries.sql
-(run locally on DuckDB).
+purchases, JSON documents, partitions, the result table of every query of athena-queries.sql
+(run locally on DuckDB) and the generarReporteCompras report of the busiest tenant.
 
 Serve: the same stack on a fixed port with the pollers running continuously; it prints the exact
 commands to upload a CSV and to look at the results, and a summary whenever something happened.
@@ -104,6 +104,29 @@ def print_queries(pipeline: Any) -> None:
             print(format_table(result.columns, result.rows))
 
 
+def print_report(pipeline: Any) -> None:
+    """generarReporteCompras for the busiest tenant over its whole date range, on the same DuckDB runner."""
+    from lambdas.domain import report
+    from local.report import LocalRunner, render
+
+    with pipeline.athena() as athena:
+        busiest = athena.run_sql(
+            "SELECT tenant_id, min(dia), max(dia) FROM compras_actuales GROUP BY tenant_id "
+            "ORDER BY count(*) DESC, tenant_id LIMIT 1"
+        ).rows
+        if not busiest:
+            return
+        tenant, first, last = busiest[0]
+        request = report.parse_request(
+            {"tenant_id": tenant, "from": str(first), "to": str(last)},
+            max_range_days=config.function_settings("report")["maxRangeDays"],
+        )
+        document = report.generate_report(request, LocalRunner(athena), generated_at=dt.datetime.now(dt.UTC))
+    print(f"\n== generarReporteCompras: tenant {tenant}, {first} .. {last} ==")
+    print(render(document))
+    print(f"   (any tenant and range: python -m local.report --tenant {tenant} --from {first} --to {last})")
+
+
 def _stack(progress: Any, lambda_log: Any) -> Any:
     from local.pipeline import LocalPipeline
     from local.stack import create_stack
@@ -146,6 +169,7 @@ def run_demo(sample: Path, corrections: Path | None, port: int = 0) -> int:
             pipeline.run_until_idle()
         print_summary(pipeline)
         print_queries(pipeline)
+        print_report(pipeline)
     print(f"\ndone in {time.monotonic() - started:.1f} s")
     return 0
 

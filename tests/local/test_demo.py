@@ -30,4 +30,5 @@ def test_demo_runs_the_sample_and_prints_every_query(aws, capsys):
     assert "ingest DLQ messages: 0; stream failures: 0" in out
     for query in queries.load().selects():
         assert f"== {query.name} (" in out
+    assert "== generarReporteCompras: tenant " in out and "Top products" in out
     assert '{"level"' not in out  # the handlers' JSON logs go to the file, not the demo output
