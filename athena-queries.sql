@@ -162,7 +162,8 @@ ORDER BY c.tenant_id, c.dia;
 --   support      = purchases with both / N
 --   confidence   = purchases with both / purchases with a   (a -> b), and the reverse (b -> a)
 --   lift         = support / (share with a * share with b)   (> 1: bought together more than by chance)
--- The 20 pairs with most purchases in common per tenant (ties: higher lift, then codes).
+-- The 20 pairs with most purchases in common per tenant (ties: higher lift, then codes), with the products'
+-- names (the greatest name seen for the code, should a code carry several).
 WITH params AS (
     SELECT CAST(NULL AS VARCHAR) AS tenant_id, '1970-01-01' AS date_from, '9999-12-31' AS date_to
 ),
@@ -188,6 +189,12 @@ por_producto AS (
     FROM items
     GROUP BY tenant_id, codigo
 ),
+nombres AS (
+    SELECT c.tenant_id, l.producto.codigo AS codigo, max(l.producto.nombre) AS nombre
+    FROM compras AS c
+    CROSS JOIN UNNEST(c.productos) AS l (producto)
+    GROUP BY c.tenant_id, l.producto.codigo
+),
 pares AS (
     SELECT a.tenant_id, a.codigo AS producto_a, b.codigo AS producto_b, count(*) AS n_juntos
     FROM items AS a
@@ -203,6 +210,8 @@ medidas AS (
         x.tenant_id,
         x.producto_a,
         x.producto_b,
+        na.nombre AS nombre_a,
+        nb.nombre AS nombre_b,
         x.n_juntos,
         t.n_compras,
         CAST(x.n_juntos AS DOUBLE) / t.n_compras AS soporte,
@@ -213,6 +222,8 @@ medidas AS (
     JOIN totales AS t ON t.tenant_id = x.tenant_id
     JOIN por_producto AS pa ON pa.tenant_id = x.tenant_id AND pa.codigo = x.producto_a
     JOIN por_producto AS pb ON pb.tenant_id = x.tenant_id AND pb.codigo = x.producto_b
+    JOIN nombres AS na ON na.tenant_id = x.tenant_id AND na.codigo = x.producto_a
+    JOIN nombres AS nb ON nb.tenant_id = x.tenant_id AND nb.codigo = x.producto_b
 ),
 ranked AS (
     SELECT
@@ -227,6 +238,8 @@ SELECT
     puesto,
     producto_a,
     producto_b,
+    nombre_a,
+    nombre_b,
     n_juntos,
     n_compras,
     round(soporte, 4) AS soporte,

@@ -285,7 +285,6 @@ def build_report(
             }
         )
 
-    names = {p["codigo"]: p["nombre"] for p in top_products}
     top_pairs = []
     for i, row in enumerate(_ordered(_rows_of_tenant(PAIRS_QUERY, results[PAIRS_QUERY], request))):
         where = f"query {PAIRS_QUERY} row {i}"
@@ -295,8 +294,8 @@ def build_report(
                 "rank": _int(row.get("puesto", i + 1), f"{where} column puesto"),
                 "producto_a": a,
                 "producto_b": b,
-                "nombre_a": names.get(a),
-                "nombre_b": names.get(b),
+                "nombre_a": _text(row.get("nombre_a")),
+                "nombre_b": _text(row.get("nombre_b")),
                 "purchases_together": _int(row.get("n_juntos"), f"{where} column n_juntos"),
                 "support": _float(row.get("soporte"), f"{where} column soporte"),
                 "confidence_a_b": _float(row.get("confianza_a_b"), f"{where} column confianza_a_b"),

@@ -193,11 +193,13 @@ def test_top_products(athena):
 def test_product_pairs(athena):
     result = athena.run("pares_productos", tenant_id="t1")
     # purchases: c1 {A,B,C}, c2 {A,B}, c3 {A,C,D}; pairs seen in >= 2: A-B (2), A-C (2)
-    assert result.columns[:6] == ["tenant_id", "puesto", "producto_a", "producto_b", "n_juntos", "n_compras"]
+    assert result.columns[:8] == [
+        "tenant_id", "puesto", "producto_a", "producto_b", "nombre_a", "nombre_b", "n_juntos", "n_compras"
+    ]  # fmt: skip
     rows = {(r[2], r[3]): r for r in result.rows}
     assert set(rows) == {("A", "B"), ("A", "C")}
     ab = rows[("A", "B")]
-    assert ab[4:] == (2, 3, round(2 / 3, 4), round(2 / 3, 4), 1.0, 1.0)  # lift = (2/3) / (3/3 * 2/3)
+    assert ab[6:] == (2, 3, round(2 / 3, 4), round(2 / 3, 4), 1.0, 1.0)  # lift = (2/3) / (3/3 * 2/3)
 
 
 def test_recent_purchases_one_row_per_line(athena):

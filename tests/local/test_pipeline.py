@@ -129,8 +129,11 @@ def expect_top_categorias(purchases):
 
 def expect_pares(purchases):
     baskets = defaultdict(list)
+    names = {}
     for (tenant, _), lines in purchases.items():
         baskets[tenant].append({line.codigo for line in lines})
+        for line in lines:
+            names[(tenant, line.codigo)] = max(line.nombre, names.get((tenant, line.codigo), line.nombre))
     groups = {}
     for tenant, sets in baskets.items():
         n = len(sets)
@@ -156,6 +159,8 @@ def expect_pares(purchases):
                     together / count[a],
                     together / count[b],
                     lift,
+                    names[(tenant, a)],
+                    names[(tenant, b)],
                 )
     return _ranked(groups, lambda e: (-e[2], -e[7], e[0], e[1]), 20)
 
@@ -230,6 +235,8 @@ def comparable(name: str, columns: list[str], row: tuple) -> tuple:
                 "confianza_a_b",
                 "confianza_b_a",
                 "lift",
+                "nombre_a",
+                "nombre_b",
             )
         )
     return tuple(

@@ -106,7 +106,8 @@ def results(**overrides):
              "compras": 2, "productos": 1},
         ],
         "pares_productos": [
-            {"tenant_id": "t1", "puesto": 1, "producto_a": "A", "producto_b": "B", "n_juntos": 2, "n_compras": 3,
+            {"tenant_id": "t1", "puesto": 1, "producto_a": "A", "producto_b": "B", "nombre_a": "Leche",
+             "nombre_b": "Pan", "n_juntos": 2, "n_compras": 3,
              "soporte": 0.6667, "confianza_a_b": 1.0, "confianza_b_a": 1.0, "lift": 1.5},
         ],
     }  # fmt: skip

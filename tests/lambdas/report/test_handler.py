@@ -68,9 +68,11 @@ def queue_report_rows(aws, tenant: str) -> None:
         ),
         report.PAIRS_QUERY: (
             [("tenant_id", text), ("puesto", integer), ("producto_a", text), ("producto_b", text),
-             ("n_juntos", integer), ("soporte", ratio), ("confianza_a_b", ratio), ("confianza_b_a", ratio),
+             ("nombre_a", text), ("nombre_b", text), ("n_juntos", integer), ("soporte", ratio),
+             ("confianza_a_b", ratio), ("confianza_b_a", ratio),
              ("lift", ratio)],
-            [(tenant, "1", "LAC-002", "PAN-001", "2", "0.6667", "1.0", "0.6667", "1.5")],
+            [(tenant, "1", "LAC-002", "PAN-001", "Leche semidesnatada 1 L", "Pan de barra", "2", "0.6667", "1.0",
+              "0.6667", "1.5")],
         ),
     }  # fmt: skip
     for name in report.REPORT_QUERIES:
