@@ -8,7 +8,7 @@ LINT_VENV := .venv-lint
 PY := $(VENV)/bin/python
 STAGE ?= dev
 
-.PHONY: setup demo serve test unit lint security bench package clean
+.PHONY: setup demo serve test unit lint security bench report-package package deploy clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -53,9 +53,17 @@ $(VENV)/.bench-installed: $(VENV)/.installed requirements-bench.txt
 bench: $(VENV)/.bench-installed
 	$(PY) -m bench
 
-package: node_modules/.installed
+## The report function's zip (lambdas/, athena-queries.sql, sqlglot for Lambda python3.12): docs/infrastructure.md.
+report-package: $(VENV)/.installed
+	$(PY) -m tools.build_report_package
+
+package: report-package node_modules/.installed
 	SLS_TELEMETRY_DISABLED=1 SLS_NOTIFICATIONS_MODE=off AWS_EC2_METADATA_DISABLED=true \
-	  npx serverless package --stage $(STAGE)
+	  npx serverless package --stage $(STAGE) $(SLS_ARGS)
+
+## Deploy stage STAGE with your AWS credentials; extra CLI arguments in SLS_ARGS ('--param="iamMode=labRole"').
+deploy: report-package node_modules/.installed
+	SLS_TELEMETRY_DISABLED=1 npx serverless deploy --stage $(STAGE) $(SLS_ARGS)
 
 clean:
-	rm -rf $(VENV) $(LINT_VENV) node_modules .serverless .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(LINT_VENV) node_modules .serverless .build .pytest_cache .ruff_cache

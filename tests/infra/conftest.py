@@ -1,5 +1,8 @@
 """Session fixtures of the template checks: `serverless package --stage dev` once per IAM mode.
 
+The report function's zip (tools/build_report_package.py) is built first, under the same lock, into the
+shared directory and passed with `--param=reportArtifact=...`, so the working tree's .build/ is not used.
+
 Packaging runs the real Serverless CLI (osls, node_modules/) offline: telemetry and notifications
 off, no EC2 metadata lookups, fake credentials, output to a temp dir (`--package`), so nothing in
 the working tree changes. Without node_modules the checks fail in CI and are skipped elsewhere
@@ -19,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from tools import build_report_package
+
 ROOT = Path(__file__).resolve().parents[2]
 SERVERLESS = ROOT / "node_modules" / ".bin" / "serverless"
 STAGE = "dev"
@@ -29,6 +34,7 @@ IAM_MODES = ("leastPrivilege", "labRole")
 class Packaged:
     iam_mode: str
     directory: Path
+    report_artifact: Path
 
     @property
     def template_path(self) -> Path:
@@ -58,9 +64,35 @@ def offline_environment() -> dict[str, str]:
     return env
 
 
-def package(out_dir: Path, *, stage: str = STAGE, params: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def shared_directory(tmp_path_factory) -> Path:
+    """Per test run, shared by the xdist workers: lock file, report zip, packaged outputs.
+
+    Under xdist each worker's base temp is <run>/popen-gwN, so the run's directory is its parent; without
+    xdist it is the base temp itself (its parent, /tmp/pytest-of-<user>, is shared by every run)."""
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "serverless-package"
+    shared.mkdir(exist_ok=True)
+    return shared
+
+
+def report_artifact(shared: Path) -> Path:
+    """The report zip in the shared directory, (re)built when missing or older than the code.
+
+    Call it holding the lock: one build at a time; a rebuild only happens when someone edits lambdas/ during
+    the run (the same inputs digest tools/report_artifact.js checks)."""
+    artifact = shared / "report" / "generarReporteCompras.zip"
+    manifest = build_report_package.manifest_path(artifact)
+    current = build_report_package.inputs_digest()
+    if not manifest.exists() or json.loads(manifest.read_text(encoding="utf-8"))["inputs_sha256"] != current:
+        build_report_package.build(artifact)
+    return artifact
+
+
+def package(
+    out_dir: Path, *, report_zip: Path, stage: str = STAGE, params: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     command = [str(SERVERLESS), "package", "--stage", stage, "--package", str(out_dir)]
-    for key, value in (params or {}).items():
+    for key, value in {"reportArtifact": str(report_zip), **(params or {})}.items():
         command.append(f"--param={key}={value}")
     return subprocess.run(
         command, cwd=ROOT, env=offline_environment(), capture_output=True, text=True, timeout=300, check=False
@@ -84,21 +116,21 @@ def packaged(tmp_path_factory) -> dict[str, Packaged]:
     directory, and a file lock makes one worker package while the other waits (two concurrent
     Serverless CLIs in one service directory are not safe, and it would cost twice the CPU)."""
     require_serverless_cli()
-    shared = tmp_path_factory.getbasetemp().parent / "serverless-package"
-    shared.mkdir(exist_ok=True)
+    shared = shared_directory(tmp_path_factory)
     result: dict[str, Packaged] = {}
     with (shared / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
+            report_zip = report_artifact(shared)
             for mode in IAM_MODES:
                 out_dir = shared / mode
                 marker = out_dir / ".complete"
                 if not marker.exists():
                     shutil.rmtree(out_dir, ignore_errors=True)
-                    done = package(out_dir, params={"iamMode": mode})
+                    done = package(out_dir, report_zip=report_zip, params={"iamMode": mode})
                     assert done.returncode == 0, f"serverless package ({mode}) failed:\n{done.stdout}\n{done.stderr}"
                     marker.touch()
-                result[mode] = Packaged(iam_mode=mode, directory=out_dir)
+                result[mode] = Packaged(iam_mode=mode, directory=out_dir, report_artifact=report_zip)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     return result

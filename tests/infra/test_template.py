@@ -12,7 +12,7 @@ import pytest
 
 from local import config
 from tests.infra import cfn
-from tests.infra.conftest import ROOT, STAGE, package, require_serverless_cli
+from tests.infra.conftest import ROOT, STAGE, package, report_artifact, require_serverless_cli, shared_directory
 
 pytestmark = pytest.mark.infra
 
@@ -49,12 +49,14 @@ def prod_template(tmp_path_factory):
     """Stage prod with a bucket name override and an alarm e-mail."""
     require_serverless_cli()
     out = tmp_path_factory.mktemp("package-prod")
-    shared = tmp_path_factory.getbasetemp().parent / "serverless-package"
-    shared.mkdir(exist_ok=True)
+    shared = shared_directory(tmp_path_factory)
     with (shared / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one Serverless CLI at a time in the service directory
         done = package(
-            out, stage="prod", params={"bucketName": "acme-compras-prod-data", "alarmEmail": "ops@example.com"}
+            out,
+            report_zip=report_artifact(shared),
+            stage="prod",
+            params={"bucketName": "acme-compras-prod-data", "alarmEmail": "ops@example.com"},
         )
     assert done.returncode == 0, done.stdout + done.stderr
     return json.loads((out / "cloudformation-template-update-stack.json").read_text(encoding="utf-8"))
