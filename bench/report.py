@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 from bench import costs
+
+ANALYSIS = Path(__file__).resolve().parent / "analysis.md"  # profiling notes, written by hand after a run
 
 TARGETS_DOC = """\
 | target | rule |
@@ -187,10 +190,10 @@ def render(results: list[Any], conditions: dict[str, Any], args: Any, extra: dic
         add(f"| {name} | {measured} | **{verdict}** |")
         targets.append(f"{verdict:4} {name}: {measured}")
     add("")
-    if extra.get("analysis"):
-        add("### What bounds the figures")
+    if ANALYSIS.exists():
+        add("## What bounds the figures (hand-written notes, bench/analysis.md)")
         add("")
-        add(extra["analysis"])
+        add(ANALYSIS.read_text(encoding="utf-8").strip())
         add("")
 
     # ---- paper estimate --------------------------------------------------------------------------------

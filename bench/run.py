@@ -398,6 +398,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--profile", action="store_true", help="pyinstrument profiles of our handlers")
     parser.add_argument("--out", type=Path, default=DEFAULT_REPORT, help="markdown report to write")
+    parser.add_argument(
+        "--report-only", action="store_true", help="re-render --out from --work-dir/results.json, run nothing"
+    )
     parser.add_argument("--work-dir", type=Path, default=OUT, help="logs, raw results, generated data")
     return parser.parse_args(argv)
 
@@ -428,6 +431,8 @@ def _git(*args: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.report_only:
+        return report_only(args)
     bench = Bench(args)
     started = time.perf_counter()
     conditions = {"start": machine_facts(), "argv": sys.argv[1:] if argv is None else argv}
@@ -441,18 +446,50 @@ def main(argv: list[str] | None = None) -> int:
     raw = {
         "conditions": conditions,
         "args": {k: str(v) for k, v in vars(args).items()},
+        "extra": bench.extra,
         "results": [asdict(r) for r in bench.results],
     }
     (Path(args.work_dir) / "results.json").write_text(json.dumps(raw, indent=1), encoding="utf-8")
+    return write_report(bench.results, conditions, args, bench.extra)
+
+
+def write_report(results: list[RunResult], conditions: dict[str, Any], args: argparse.Namespace, extra) -> int:
     from bench import report
 
-    text, targets = report.render(bench.results, conditions, args, bench.extra)
+    text, targets = report.render(results, conditions, args, extra)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
     print(f"\nreport written to {args.out}")
     for line in targets:
         print(line)
-    failed = [r for r in bench.results if not r.ok]
+    failed = [r for r in results if not r.ok]
     for r in failed:
         print(f"FAILED RUN: {r.kind} {r.label} n={r.size} latency={r.latency_ms:g}ms: {r.error}")
     return 1 if failed else 0
+
+
+def report_only(args: argparse.Namespace) -> int:
+    """Re-render the report from the last run's results.json (e.g. after editing bench/analysis.md)."""
+    raw = json.loads((Path(args.work_dir) / "results.json").read_text(encoding="utf-8"))
+    results = [RunResult(**r) for r in raw["results"]]
+    run_args = parse_args(raw["conditions"]["argv"])
+    run_args.out = args.out
+    extra = raw.get("extra")
+    if extra is None:  # results.json written before the figures were saved with it
+        from bench.costs import item_size
+
+        sizes = [
+            s
+            for s in run_args.sizes
+            if (Path(args.work_dir) / "data" / f"tickets_{s}_seed{run_args.seed}.csv").exists()
+        ]
+        extra = {}
+        if sizes:
+            facts = data.facts(Path(args.work_dir) / "data" / f"tickets_{max(sizes)}_seed{run_args.seed}.csv")
+            extra["rows_per_purchase"] = facts.rows / facts.purchases
+        events = sorted((Path(args.work_dir) / "runs").glob("stream-events-*.json"))
+        if events:
+            records = [r for event in json.loads(events[0].read_text(encoding="utf-8")) for r in event["Records"]]
+            images = [r["dynamodb"].get("NewImage") or r["dynamodb"]["OldImage"] for r in records]
+            extra["item_bytes"] = statistics.mean(item_size(image) for image in images)
+    return write_report(results, raw["conditions"], run_args, extra)

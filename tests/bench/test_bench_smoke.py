@@ -66,3 +66,8 @@ def test_smallest_configuration_loads_everything_and_writes_the_report(tmp_path)
     assert f"put_item per row (first {PER_ROW} rows)" in text
     assert "ours (stream handler), batch 100" in text
     assert "USD per 1M purchases" in text
+
+    # The report can be re-rendered from results.json alone.
+    again = tmp_path / "again.md"
+    assert run.main(["--report-only", "--work-dir", str(work), "--out", str(again)]) == 0
+    assert again.read_text(encoding="utf-8") == text
