@@ -393,7 +393,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--full", action="store_true", help="run every contender on --big-rows, not only ours (adds tens of minutes)"
     )
-    parser.add_argument("--stream-records", type=int, default=2_000, help="stream records per stream run; 0 skips")
+    parser.add_argument("--stream-records", type=int, default=1_000, help="stream records per stream run; 0 skips")
     parser.add_argument("--stream-batches", type=ints, default=[100, 1000], help="records per stream event")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--profile", action="store_true", help="pyinstrument profiles of our handlers")
