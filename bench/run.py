@@ -396,7 +396,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--stream-records", type=int, default=1_000, help="stream records per stream run; 0 skips")
     parser.add_argument("--stream-batches", type=ints, default=[100, 1000], help="records per stream event")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--profile", action="store_true", help="pyinstrument profiles of our handlers")
+    parser.add_argument(
+        "--profile", action="store_true", help="yappi CPU profiles (all threads) of our handlers, in --work-dir"
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_REPORT, help="markdown report to write")
     parser.add_argument(
         "--report-only", action="store_true", help="re-render --out from --work-dir/results.json, run nothing"

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
-from lambdas.adapters.clients import client
+from lambdas.adapters.clients import hot_client
 
 MAX_BATCH = 25  # BatchWriteItem limit
 RETRIABLE_CODES = frozenset(
@@ -193,7 +193,7 @@ class ParallelBatchWriter:
 
     def _write(self, batch: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[tuple[dict[str, Any], str]]:
         """Write one batch until nothing is unprocessed; return the items refused for good."""
-        ddb = client("dynamodb")
+        ddb = hot_client("dynamodb")  # no botocore parameter validation: see lambdas.adapters.clients
         by_key = {_request_key(request): item for request, item in batch}
         pending = [request for request, _ in batch]
         attempt = 0

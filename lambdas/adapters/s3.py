@@ -11,7 +11,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from lambdas.adapters.clients import client
+from lambdas.adapters.clients import client, hot_client
 
 
 def put_objects_parallel(
@@ -29,7 +29,12 @@ def put_objects_parallel(
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
-    s3 = client("s3")
+    for key, body in objects:  # what botocore's (disabled) parameter validation would have refused
+        if not isinstance(key, str) or not key or not isinstance(body, bytes | bytearray):
+            raise TypeError(
+                f"object to put must be (non-empty str key, bytes body), got ({key!r}, {type(body).__name__})"
+            )
+    s3 = hot_client("s3")  # no botocore parameter validation: see lambdas.adapters.clients
 
     def put(item: tuple[str, bytes]) -> Exception | None:
         key, body = item

@@ -5,7 +5,7 @@ response (or raises), so botocore never sends the request and everything above t
 own retries, our adapters' retries, the handlers, the local pollers — sees exactly what it would see
 from AWS. The request still reaches moto when the fault does not fire.
 
-    ddb = clients.client("dynamodb")
+    ddb = clients.hot_client("dynamodb")  # the ingestion's BatchWriteItem client
     with inject(ddb, "BatchWriteItem", throttle("dynamodb"), times=3) as fault:
         ...
     assert fault.fired == 3

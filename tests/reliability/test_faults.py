@@ -139,7 +139,7 @@ def compra_in_url(compra_id: str) -> str:
 
 def test_s3_slow_down_on_stream_puts_is_absorbed_by_retries(stack):
     put_items(stack, [purchase("S1", f"B{i}") for i in range(8)])
-    s3 = clients.client("s3")
+    s3 = clients.hot_client("s3")
     with faults.inject(s3, "PutObject", faults.slow_down(), times=4) as fault:
         stats = stream_poller(stack).run_until_idle()
 
@@ -153,7 +153,7 @@ def test_put_failing_past_retries_half_way_through_a_batch_is_retried_from_the_c
     """Record B4's PUT answers 500 more often than botocore retries (6 attempts): the handler reports it,
     the poller retries from B4, the records after it are written again under the same keys."""
     put_items(stack, [purchase("S1", f"B{i}") for i in range(8)])
-    s3 = clients.client("s3")
+    s3 = clients.hot_client("s3")
     with faults.inject(
         s3, "PutObject", faults.internal_error(), times=6, match=faults.url_contains(compra_in_url("B4"))
     ) as fault:
@@ -170,7 +170,7 @@ def test_function_crash_half_way_through_a_batch_is_bisected_and_retried(stack):
     """The process dies while writing B5's object (twice): Lambda sees function errors, bisects the batch
     and retries the halves; in the end every record is exported exactly once."""
     put_items(stack, [purchase("S1", f"B{i}") for i in range(8)])
-    s3 = clients.client("s3")
+    s3 = clients.hot_client("s3")
     with faults.inject(
         s3, "PutObject", faults.crash(), times=2, match=faults.url_contains(compra_in_url("B5"))
     ) as fault:
@@ -364,7 +364,7 @@ def ingest_stack(stack):
 def test_dynamodb_throttling_is_absorbed_by_retries(ingest_stack):
     stack, data = ingest_stack, tickets_csv()
     upload(stack, data)
-    ddb = clients.client("dynamodb")
+    ddb = clients.hot_client("dynamodb")
     with faults.inject(ddb, "BatchWriteItem", faults.throttle(), times=4) as fault:
         stats = sqs_poller(stack).run_until_empty()
 
@@ -378,7 +378,7 @@ def test_throttling_outlasting_every_retry_fails_the_message_and_the_redelivery_
     stack, data = ingest_stack, tickets_csv()
     upload(stack, data)
     poller = sqs_poller(stack)
-    ddb = clients.client("dynamodb")
+    ddb = clients.hot_client("dynamodb")
     with faults.inject(ddb, "BatchWriteItem", faults.throttle(), times=None) as fault:
         first = poller.poll_once()
     assert fault.fired > 0
@@ -395,7 +395,7 @@ def test_throttling_outlasting_every_retry_fails_the_message_and_the_redelivery_
 def test_partial_unprocessed_items_are_resent_until_written(ingest_stack):
     stack, data = ingest_stack, tickets_csv()
     upload(stack, data)
-    ddb = clients.client("dynamodb")
+    ddb = clients.hot_client("dynamodb")
     with faults.inject(ddb, "BatchWriteItem", faults.partially_unprocessed(keep=7), times=None) as fault:
         stats = sqs_poller(stack).run_until_empty()
 
@@ -442,7 +442,7 @@ def test_function_crash_half_way_through_a_file_and_the_redelivery(ingest_stack)
     stack, data = ingest_stack, tickets_csv()
     upload(stack, data)
     poller = sqs_poller(stack)
-    ddb = clients.client("dynamodb")
+    ddb = clients.hot_client("dynamodb")
     with faults.inject(ddb, "BatchWriteItem", faults.crash(), after=2, times=1) as fault:
         first = poller.poll_once()
     assert fault.fired == 1
@@ -475,7 +475,7 @@ def test_a_message_failing_every_delivery_reaches_the_dlq_and_redrives_cleanly(i
     upload(stack, data)
     poller = sqs_poller(stack)
     max_receives = config.queue_settings()["maxReceiveCount"]
-    with faults.inject(clients.client("dynamodb"), "BatchWriteItem", faults.throttle(), times=None):
+    with faults.inject(clients.hot_client("dynamodb"), "BatchWriteItem", faults.throttle(), times=None):
         stats = poller.run_until_empty()
     assert stats.messages_failed == max_receives
     assert queue_depth(stack.ingest_queue_url) == 0
@@ -499,9 +499,11 @@ def test_ingestion_then_export_under_faults_gives_one_object_per_stream_record(i
     stack, data = ingest_stack, tickets_csv(baskets=30)
     upload(stack, data)
     with (
-        faults.inject(clients.client("dynamodb"), "BatchWriteItem", faults.partially_unprocessed(keep=10), times=None),
         faults.inject(
-            clients.client("s3"), "PutObject", faults.slow_down(), times=5, match=faults.url_contains("/compras/")
+            clients.hot_client("dynamodb"), "BatchWriteItem", faults.partially_unprocessed(keep=10), times=None
+        ),
+        faults.inject(
+            clients.hot_client("s3"), "PutObject", faults.slow_down(), times=5, match=faults.url_contains("/compras/")
         ),
     ):
         sqs_poller(stack).run_until_empty()

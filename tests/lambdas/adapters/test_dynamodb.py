@@ -51,7 +51,7 @@ class BatchWriteFaults:
         self.unprocessed = unprocessed
         self.throttled = throttled
         self.calls = 0
-        self.ddb = clients.client("dynamodb")
+        self.ddb = clients.hot_client("dynamodb")  # the writer's BatchWriteItem client
 
     def __call__(self, params, **_):
         self.calls += 1

@@ -83,7 +83,7 @@ def test_throttling_past_the_retries_fails_the_message_and_redelivery_succeeds(e
     monkeypatch.setenv("MAX_WRITE_ATTEMPTS", "2")
     monkeypatch.setenv("BACKOFF_BASE_SECONDS", "0")
     throttled = {"left": 10_000}
-    ddb = clients.client("dynamodb")
+    ddb = clients.hot_client("dynamodb")  # the client of the ingestion's BatchWriteItem calls
 
     def throttle(**_):
         if throttled["left"] > 0:
@@ -110,7 +110,7 @@ def test_throttling_past_the_retries_fails_the_message_and_redelivery_succeeds(e
 
 def test_retriable_failure_propagates_from_the_service(env, monkeypatch):
     upload(env, "uploads/a.csv", SPLIT)
-    ddb = clients.client("dynamodb")
+    ddb = clients.hot_client("dynamodb")  # the client of the ingestion's BatchWriteItem calls
 
     def unprocessed(params, **_):
         from botocore.awsrequest import AWSResponse

@@ -10,7 +10,7 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from botocore.exceptions import ClientError
 
-from lambdas.adapters.clients import client, reset_clients
+from lambdas.adapters.clients import client, hot_client, reset_clients
 from lambdas.stream import handler as stream_handler
 from local.stack import create_stack
 from local.stream_poller import LocalLambdaContext, to_lambda_record
@@ -198,7 +198,7 @@ def test_parallel_put_failures_are_reported_per_record(stack):
         if "_fail-" in params["Key"]:
             raise ClientError({"Error": {"Code": "SlowDown", "Message": "Reduce your request rate"}}, "PutObject")
 
-    s3 = client("s3")
+    s3 = hot_client("s3")  # the stream export's PutObject client
     s3.meta.events.register("before-parameter-build.s3.PutObject", refuse)
     try:
         response = stream_handler.handler(event, context())
