@@ -46,7 +46,7 @@ def ingestion_ours(spec: dict[str, Any]):
     from lambdas.ingestion import handler as ingestion
 
     clients.client("s3")
-    clients.client("dynamodb")
+    clients.hot_client("dynamodb")  # the BatchWriteItem client (a warm container has it already)
     event = json.loads(Path(spec["event_path"]).read_text(encoding="utf-8"))
     context = _context("ingestion")
 
@@ -114,6 +114,7 @@ def stream_ours(spec: dict[str, Any]):
 
     for service in ("s3", "glue"):
         clients.client(service)
+    clients.hot_client("s3")  # the PutObject client (a warm container has it already)
     events = json.loads(Path(spec["events_path"]).read_text(encoding="utf-8"))
     context = _context("stream")
 

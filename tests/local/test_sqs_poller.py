@@ -105,7 +105,9 @@ def test_event_has_the_lambda_sqs_shape(queue):
     assert record["messageAttributes"]["origin"]["stringValue"] == "test"
     assert record["messageAttributes"]["origin"]["dataType"] == "String"
     context = handler.contexts[0]
-    assert context.function_name == "ingestarTickets" and context.memory_limit_in_mb == 1024
+    ingestion = config.function_settings("ingestion")
+    assert context.function_name == ingestion["name"] == "ingestarTickets"
+    assert context.memory_limit_in_mb == int(ingestion["memorySize"])
     assert 0 < context.get_remaining_time_in_millis() <= 120_000
 
 
