@@ -330,7 +330,7 @@ def assert_bucket_exactly(stack, key: str = UPLOAD_KEY) -> None:
 
 
 def sqs_poller(stack) -> SqsPoller:
-    # Failed messages reappear at once instead of after the 720 s visibility timeout.
+    # Failed messages reappear at once instead of after the 1,800 s visibility timeout.
     return SqsPoller(
         stack.ingest_queue_url,
         stack.ingest_queue_arn,
