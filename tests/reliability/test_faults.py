@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from decimal import Decimal
 from urllib.parse import quote
 
 import boto3
@@ -22,6 +21,7 @@ from local import config
 from local.sqs_poller import SqsPoller
 from local.stream_poller import StreamPoller, StreamPollerSettings
 from tests.data.bad_inputs import build
+from tests.factories import producto, purchase_item
 from tests.reliability import faults
 
 pytestmark = pytest.mark.integration
@@ -60,28 +60,8 @@ def cold_containers(stack, fast_botocore_retries, monkeypatch):
 
 
 def purchase(tenant_id: str, compra_id: str, fecha: str = "2024-03-01 10:00:00", **overrides) -> dict:
-    item = {
-        "tenant_id": tenant_id,
-        "compra_id": compra_id,
-        "user_id": "u-1",
-        "fecha": fecha,
-        "productos": [
-            {
-                "codigo": "P1",
-                "nombre": "Pan",
-                "categoria": "bakery",
-                "cantidad": Decimal(2),
-                "precio_unitario": Decimal("1.25"),
-                "ticket_id": f"T-{compra_id}",
-            }
-        ],
-        "source_bucket": "b",
-        "source_key": "uploads/x.csv",
-        "source_etag": "e",
-        "ingested_at": "2024-03-01T10:00:00Z",
-    }
-    item.update(overrides)
-    return item
+    overrides.setdefault("productos", [producto("P1", "Pan", "bakery", precio="1.25", ticket_id=f"T-{compra_id}")])
+    return purchase_item(tenant_id, compra_id, fecha, ingested_at="2024-03-01T10:00:00Z", **overrides)
 
 
 def put_items(stack, items: list[dict]) -> None:

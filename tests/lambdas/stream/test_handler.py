@@ -14,6 +14,7 @@ from lambdas.adapters.clients import client, hot_client, reset_clients
 from lambdas.stream import handler as stream_handler
 from local.stack import create_stack
 from local.stream_poller import LocalLambdaContext, to_lambda_record
+from tests.factories import purchase_item
 
 pytestmark = pytest.mark.integration
 
@@ -26,28 +27,7 @@ def cold_container():
 
 
 def purchase(tenant_id, compra_id, fecha="2026-03-07 10:15:00", **overrides):
-    item = {
-        "tenant_id": tenant_id,
-        "compra_id": compra_id,
-        "user_id": "u-1",
-        "fecha": fecha,
-        "productos": [
-            {
-                "codigo": "P1",
-                "nombre": "Leche",
-                "categoria": "lacteos",
-                "cantidad": Decimal(2),
-                "precio_unitario": Decimal("99.99"),
-                "ticket_id": "T1",
-            }
-        ],
-        "source_bucket": "b",
-        "source_key": "uploads/x.csv",
-        "source_etag": "e",
-        "ingested_at": "2026-11-23T19:27:47Z",
-    }
-    item.update(overrides)
-    return item
+    return purchase_item(tenant_id, compra_id, fecha, **overrides)
 
 
 def table(stack):
