@@ -18,6 +18,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from local.moto_server import reset_moto
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -44,10 +46,17 @@ def wait_until_ready(url: str, timeout: float = 30.0) -> None:
 class _Process:
     """A child process started with `python -m <module> ...`, stopped on exit."""
 
-    def __init__(self, args: list[str], log_path: Path) -> None:
+    def __init__(self, args: list[str], port: int, log_path: Path) -> None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = log_path.open("wb")
         self.process = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT)
+        self.port = port
+        self.endpoint_url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_ready(f"{self.endpoint_url}/moto-api/data.json")
+        except RuntimeError:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -70,46 +79,21 @@ class MotoProcess(_Process):
     """`moto_server` on a free local port."""
 
     def __init__(self, log_path: Path) -> None:
-        self.port = free_port()
-        super().__init__(["-m", "bench.server", "--port", str(self.port)], log_path)
-        self.endpoint_url = f"http://127.0.0.1:{self.port}"
-        try:
-            wait_until_ready(f"{self.endpoint_url}/moto-api/data.json")
-        except RuntimeError:
-            self.stop()
-            raise
+        port = free_port()
+        super().__init__(["-m", "bench.server", "--port", str(port)], port, log_path)
 
     def reset(self) -> None:
-        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
-        with urllib.request.urlopen(request, timeout=60) as response:
-            response.read()
+        reset_moto(self.endpoint_url)
 
 
 class LatencyProxyProcess(_Process):
     """bench.latency_proxy in front of `target_url`, adding `latency_ms` to every request."""
 
     def __init__(self, target_url: str, latency_ms: float, log_path: Path) -> None:
-        self.port = free_port()
         self.latency_ms = latency_ms
-        super().__init__(
-            [
-                "-m",
-                "bench.latency_proxy",
-                "--target",
-                target_url,
-                "--port",
-                str(self.port),
-                "--latency-ms",
-                str(latency_ms),
-            ],
-            log_path,
-        )
-        self.endpoint_url = f"http://127.0.0.1:{self.port}"
-        try:
-            wait_until_ready(f"{self.endpoint_url}/moto-api/data.json")
-        except RuntimeError:
-            self.stop()
-            raise
+        port = free_port()
+        args = ["--target", target_url, "--port", str(port), "--latency-ms", str(latency_ms)]
+        super().__init__(["-m", "bench.latency_proxy", *args], port, log_path)
 
 
 def main(argv: list[str] | None = None) -> None:

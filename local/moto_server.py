@@ -21,6 +21,12 @@ FAKE_CREDENTIALS = {
 MOTO_ACCOUNT_ID = "123456789012"
 
 
+def reset_moto(endpoint_url: str, timeout: float = 60) -> None:
+    """Clear every backend of the moto server at `endpoint_url` (POST /moto-api/reset)."""
+    response = requests.post(f"{endpoint_url}/moto-api/reset", timeout=timeout)
+    response.raise_for_status()
+
+
 class LocalAws:
     """A running moto server and the environment that points boto3 at it."""
 
@@ -48,8 +54,7 @@ class LocalAws:
         os.environ.update(self.environment())
 
     def reset(self) -> None:
-        response = requests.post(f"{self.endpoint_url}/moto-api/reset", timeout=30)
-        response.raise_for_status()
+        reset_moto(self.endpoint_url)
 
     def stop(self) -> None:
         self._server.stop()
