@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from local.moto_server import reset_moto
+from local.moto_server import reset_moto, serialize_stream_appends
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    serialize_stream_appends()
     from moto.server import main as moto_main
 
     moto_main(["--host", args.host, "--port", str(args.port)])

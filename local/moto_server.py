@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import requests
 
@@ -19,6 +21,31 @@ FAKE_CREDENTIALS = {
     "AWS_SESSION_TOKEN": "testing",
 }
 MOTO_ACCOUNT_ID = "123456789012"
+
+
+def serialize_stream_appends() -> None:
+    """Make moto number DynamoDB stream records atomically (idempotent; patches this process's moto).
+
+    moto gives a stream record the sequence number ``len(items) + start`` and appends it without a lock.
+    Under concurrent writes (the ingestion's parallel BatchWriteItem calls) two records can get the same
+    number or land out of order, and moto's shard iterators, which are index arithmetic on those numbers,
+    then replay or skip records (measured: a record read again after a later one, and the local stream
+    poller looping). Real DynamoDB orders a shard's records strictly; with one lock around the append so
+    does the stand-in.
+    """
+    from moto.dynamodb.models.table import StreamShard
+
+    if getattr(StreamShard.add, "serialized", False):
+        return
+    original = StreamShard.add
+    lock = threading.Lock()
+
+    def add(self: StreamShard, old: Any, new: Any) -> None:
+        with lock:
+            original(self, old, new)
+
+    add.serialized = True  # type: ignore[attr-defined]
+    StreamShard.add = add  # type: ignore[method-assign]
 
 
 def reset_moto(endpoint_url: str, timeout: float = 60) -> None:
@@ -34,6 +61,7 @@ class LocalAws:
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        serialize_stream_appends()
         self.region = region
         self._server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
         self._server.start()

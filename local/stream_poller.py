@@ -156,6 +156,7 @@ class _Shard:
     iterator: str | None
     buffer: deque = field(default_factory=deque)  # read, not yet checkpointed
     closed: bool = False
+    last_read: int = -1  # sequence number of the last record read from the shard
 
 
 class StreamPoller:
@@ -209,6 +210,16 @@ class StreamPoller:
             if shard.iterator is None:
                 shard.closed = True
             records = response.get("Records", [])
+            for record in records:
+                sequence = int(record["dynamodb"]["SequenceNumber"])
+                if sequence <= shard.last_read:
+                    # A shard's records come in strictly increasing order; reading one again would make
+                    # run_until_idle() loop for ever, so stop with what the stand-in returned.
+                    raise RuntimeError(
+                        f"stream {self.stream_arn} shard {shard.shard_id}: record {sequence} read again "
+                        f"after {shard.last_read} (the stream endpoint replayed records)"
+                    )
+                shard.last_read = sequence
             shard.buffer.extend(records)
             self.stats.records_read += len(records)
             if not records:
