@@ -2,8 +2,12 @@
 
 Layout (prefix from config ``prefixes.compras``)::
 
-    compras/{enc tenant_id}/{yyyy}/{mm}/{dd}/{EVENT}_{enc compra_id}_{yyyymmdd_HHMMSS}_{sequence}.json
+    compras/{enc tenant_id}/{yyyy}/{mm}/{dd}/{event}_{enc compra_id}_{yyyymmdd_HHMMSS}_{sequence}.json
 
+* ``event`` is the stream record's eventName in lower case (``insert``, ``modify``, ``remove``), the
+  file naming of the original design; the document's ``metadata.event_name`` keeps the upper-case
+  stream name. ``parse_object_key`` also reads the upper-case names written by earlier versions
+  (``INSERT_…``) and always reports the upper-case stream name.
 * ``yyyy/mm/dd`` is the purchase's ``fecha`` (UTC), so every version of a purchase lands in the same
   partition; ``yyyymmdd_HHMMSS`` is the stream record's ApproximateCreationDateTime (UTC) and
   ``sequence`` its DynamoDB Streams sequence number: the key is a pure function of the record, so a
@@ -30,6 +34,10 @@ _ENCODED = re.compile(r"(?:[A-Za-z0-9_-]|~[0-9A-F]{2})+")
 _ESCAPE_SEQ = re.compile(r"~([0-9A-F]{2})")
 
 EVENT_NAMES = ("INSERT", "MODIFY", "REMOVE")
+# The event name as written in a key: lower case, as in the original design's insert_{compra_id}_... files.
+KEY_EVENT_NAMES = {name: name.lower() for name in EVENT_NAMES}
+# Keys written before the lower-case layout carried the upper-case stream names: still parsed.
+_PARSED_EVENT_NAMES = {**{key: name for name, key in KEY_EVENT_NAMES.items()}, **{name: name for name in EVENT_NAMES}}
 # S3 limits keys to 1,024 bytes of UTF-8; an encoded key is pure ASCII.
 MAX_KEY_LENGTH = 1024
 FECHA_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -120,7 +128,7 @@ def object_key(
     _, year, month, day = partition_values(tenant_id, fecha)
     key = (
         f"{partition_prefix(tenant_id, year, month, day, prefix)}"
-        f"{event_name}_{encode_id(compra_id)}_{stamp}_{sequence_number}.json"
+        f"{KEY_EVENT_NAMES[event_name]}_{encode_id(compra_id)}_{stamp}_{sequence_number}.json"
     )
     if len(key) > MAX_KEY_LENGTH:
         raise InvalidObjectKeyError(
@@ -138,7 +146,7 @@ class ObjectKey:
     year: str
     month: str
     day: str
-    event_name: str
+    event_name: str  # the stream event name, upper case (INSERT/MODIFY/REMOVE) like metadata.event_name
     compra_id: str
     timestamp: str  # yyyymmdd_HHMMSS, from ApproximateCreationDateTime
     sequence_number: str
@@ -155,14 +163,14 @@ def parse_object_key(key: str, prefix: str = "compras/") -> ObjectKey:
         re.escape(prefix)
         + r"(?P<tenant>[^/]+)/(?P<year>\d{4})/(?P<month>\d{2})/(?P<day>\d{2})/"
         + r"(?P<event>"
-        + "|".join(EVENT_NAMES)
+        + "|".join(_PARSED_EVENT_NAMES)
         + r")_(?P<compra>[^/]+)_(?P<ts>\d{8}_\d{6})_(?P<seq>\d+)\.json"
     )
     match = pattern.fullmatch(key)
     if not match:
         raise InvalidObjectKeyError(
             f"key {key!r} does not match {prefix}{{tenant}}/{{yyyy}}/{{mm}}/{{dd}}/"
-            "{EVENT}_{compra_id}_{yyyymmdd_HHMMSS}_{sequence}.json"
+            "{event}_{compra_id}_{yyyymmdd_HHMMSS}_{sequence}.json (event: insert, modify or remove)"
         )
     try:
         tenant_id = decode_id(match["tenant"])
@@ -174,7 +182,7 @@ def parse_object_key(key: str, prefix: str = "compras/") -> ObjectKey:
         year=match["year"],
         month=match["month"],
         day=match["day"],
-        event_name=match["event"],
+        event_name=_PARSED_EVENT_NAMES[match["event"]],
         compra_id=compra_id,
         timestamp=match["ts"],
         sequence_number=match["seq"],

@@ -204,14 +204,14 @@ def test_unsafe_ids_stay_in_their_partition_and_document_keeps_real_ids():
     assert export.document["tenant_id"] == "../evil tenant"
     assert export.document["compra_id"] == "a/b ñ\x01"
     assert export.partition == ("../evil tenant", "2026", "03", "07")
-    assert export.key.startswith("compras/~2E~2E~2Fevil~20tenant/2026/03/07/INSERT_a~2Fb~20~C3~B1~01_")
+    assert export.key.startswith("compras/~2E~2E~2Fevil~20tenant/2026/03/07/insert_a~2Fb~20~C3~B1~01_")
     parsed = keys.parse_object_key(export.key)
     assert (parsed.tenant_id, parsed.compra_id) == ("../evil tenant", "a/b ñ\x01")
 
 
 def test_export_key_and_partition():
     export = documents.build_export(record("MODIFY", new=item(), old=item()), CONTEXT, PROCESSED_AT)
-    assert export.key == "compras/store-1/2026/03/07/MODIFY_B1_20261123_190747_4000000000000000000001.json"
+    assert export.key == "compras/store-1/2026/03/07/modify_B1_20261123_190747_4000000000000000000001.json"
     assert export.partition == ("store-1", "2026", "03", "07")
     assert export.sequence_number == "4000000000000000000001"
     assert json.loads(export.body)["compra_id"] == "B1"

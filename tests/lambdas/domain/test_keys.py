@@ -88,7 +88,7 @@ def test_object_never_leaves_its_partition(tenant_id, compra_id):
 
 def test_object_key_layout():
     key = key_for("store 1", "B/7", event_name="REMOVE")
-    assert key == "compras/store~201/2026/03/07/REMOVE_B~2F7_20261123_192747_4000000000000000000123.json"
+    assert key == "compras/store~201/2026/03/07/remove_B~2F7_20261123_192747_4000000000000000000123.json"
     assert keys.parse_object_key(key) == keys.ObjectKey(
         tenant_id="store 1",
         year="2026",
@@ -99,6 +99,19 @@ def test_object_key_layout():
         timestamp="20261123_192747",
         sequence_number="4000000000000000000123",
     )
+
+
+@pytest.mark.parametrize("event_name", keys.EVENT_NAMES)
+def test_key_names_the_event_in_lower_case_and_parses_back_to_the_stream_name(event_name):
+    key = key_for("s", "c", event_name=event_name)
+    assert key.split("/")[-1].startswith(f"{event_name.lower()}_c_20261123_192747_")
+    assert keys.parse_object_key(key).event_name == event_name
+
+
+def test_keys_written_with_upper_case_event_names_still_parse():
+    # Objects exported before the lower-case layout (INSERT_...) stay readable for partition recovery.
+    legacy = "compras/s/2026/03/07/MODIFY_c_20261123_192747_4000000000000000000123.json"
+    assert keys.parse_object_key(legacy) == keys.parse_object_key(legacy.replace("/MODIFY_", "/modify_"))
 
 
 def test_object_key_is_a_pure_function_of_the_record():
@@ -145,12 +158,14 @@ def test_object_key_rejects_bad_fecha():
 @pytest.mark.parametrize(
     "key",
     [
-        "compras/s/2026/03/07/INSERT_c_20261123_192747.json",
-        "compras/s/2026/3/07/INSERT_c_20261123_192747_1.json",
-        "other/s/2026/03/07/INSERT_c_20261123_192747_1.json",
-        "compras/a.b/2026/03/07/INSERT_c_20261123_192747_1.json",
+        "compras/s/2026/03/07/insert_c_20261123_192747.json",
+        "compras/s/2026/3/07/insert_c_20261123_192747_1.json",
+        "other/s/2026/03/07/insert_c_20261123_192747_1.json",
+        "compras/a.b/2026/03/07/insert_c_20261123_192747_1.json",
         "compras/s/2026/03/07/UPSERT_c_20261123_192747_1.json",
-        "compras/s/x/2026/03/07/INSERT_c_20261123_192747_1.json",
+        "compras/s/2026/03/07/Insert_c_20261123_192747_1.json",
+        "compras/s/2026/03/07/upsert_c_20261123_192747_1.json",
+        "compras/s/x/2026/03/07/insert_c_20261123_192747_1.json",
     ],
 )
 def test_parse_rejects_foreign_keys(key):

@@ -101,17 +101,17 @@ def test_insert_modify_remove_become_documents_and_partitions(stack):
     bucket = stack.names.bucket
     written = objects(stack)
     expected_keys = {
-        f"compras/store-1/2026/03/07/INSERT_B1_{stamp(event, 0)}_{seq(event, 0)}.json",
-        f"compras/~2E~2E~2Ftienda~20~C3~B1/2026/12/31/INSERT_a~2Fb_{stamp(event, 1)}_{seq(event, 1)}.json",
-        f"compras/store-1/2026/03/07/MODIFY_B1_{stamp(event, 2)}_{seq(event, 2)}.json",
-        f"compras/store-1/2026/03/07/REMOVE_B1_{stamp(event, 3)}_{seq(event, 3)}.json",
+        f"compras/store-1/2026/03/07/insert_B1_{stamp(event, 0)}_{seq(event, 0)}.json",
+        f"compras/~2E~2E~2Ftienda~20~C3~B1/2026/12/31/insert_a~2Fb_{stamp(event, 1)}_{seq(event, 1)}.json",
+        f"compras/store-1/2026/03/07/modify_B1_{stamp(event, 2)}_{seq(event, 2)}.json",
+        f"compras/store-1/2026/03/07/remove_B1_{stamp(event, 3)}_{seq(event, 3)}.json",
     }
     assert set(written) == expected_keys
     for body in written.values():
         assert body.endswith(b"\n") and body.count(b"\n") == 1
 
-    modify = json.loads(written[sorted(k for k in written if "/MODIFY_" in k)[0]], parse_float=Decimal)
-    remove = json.loads(written[sorted(k for k in written if "/REMOVE_" in k)[0]], parse_float=Decimal)
+    modify = json.loads(written[sorted(k for k in written if "/modify_" in k)[0]], parse_float=Decimal)
+    remove = json.loads(written[sorted(k for k in written if "/remove_" in k)[0]], parse_float=Decimal)
     assert modify["user_id"] == "u-2"
     assert remove["user_id"] == "u-2"  # REMOVE exports the old image: the last state of the purchase
     assert remove["resumen"] == {
@@ -126,7 +126,7 @@ def test_insert_modify_remove_become_documents_and_partitions(stack):
     assert remove["metadata"]["processed_by"] == "actualizarComprasStream"
     assert remove["metadata"]["aws_region"] == "us-east-1"
 
-    unsafe = json.loads(written[next(k for k in written if "/INSERT_a~2Fb_" in k)])
+    unsafe = json.loads(written[next(k for k in written if "/insert_a~2Fb_" in k)])
     assert (unsafe["tenant_id"], unsafe["compra_id"]) == ("../tienda ñ", "a/b")
 
     assert partitions(stack) == {
