@@ -177,6 +177,21 @@ def test_every_queue_is_encrypted(template):
         assert props["MessageRetentionPeriod"] == config.queue_settings()["messageRetentionSeconds"]
 
 
+def test_every_queue_denies_requests_without_tls(template):
+    """Each queue (ingest, its DLQ, the stream failure queue) has exactly one policy with a TLS-only Deny."""
+    policies = cfn.resources(template, "AWS::SQS::QueuePolicy")
+    covered = []
+    for logical_id, policy in policies.items():
+        props = policy["Properties"]
+        (queue,) = props["Queues"]
+        covered.append(queue["Ref"])
+        denies = [s for s in props["PolicyDocument"]["Statement"] if _is_tls_only_deny(s)]
+        assert len(denies) == 1, logical_id
+        assert denies[0]["Action"] == "sqs:*"
+        assert denies[0]["Resource"] == {"Fn::GetAtt": [queue["Ref"], "Arn"]}
+    assert sorted(covered) == sorted(cfn.resources(template, "AWS::SQS::Queue"))
+
+
 def _queue_policy_statements(template):
     policy = cfn.resource(template, "IngestQueuePolicy")["Properties"]
     assert policy["Queues"] == [{"Ref": "IngestQueue"}]
