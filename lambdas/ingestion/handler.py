@@ -76,6 +76,7 @@ def _handle_s3_record(s3_record: Any, settings: Settings, message_id: str) -> No
     metrics.add_metric(name="PurchasesWritten", unit=MetricUnit.Count, value=counts["purchases_written"])
     metrics.add_metric(name="PurchasesRejected", unit=MetricUnit.Count, value=counts["purchases_rejected"])
     metrics.add_metric(name="FileDuration", unit=MetricUnit.Seconds, value=round(time.monotonic() - started, 3))
+    metrics.add_metric(name="BytesRead", unit=MetricUnit.Bytes, value=outcome.bytes_read)
     if report["status"] == "rejected":
         metrics.add_metric(name="FilesRejected", unit=MetricUnit.Count, value=1)
         logger.warning(

@@ -30,6 +30,20 @@ MAX_REPORTED_ENV = "MAX_REPORTED_REJECTIONS"
 class FileOutcome:
     report: dict[str, Any]
     report_uri: str
+    # Bytes of the object read from S3 (every read: a file that must be read twice counts twice).
+    bytes_read: int = 0
+
+
+class _CountingReads:
+    """Counts the bytes of every chunk read through it (the BytesRead metric)."""
+
+    def __init__(self) -> None:
+        self.total = 0
+
+    def __call__(self, chunks: Iterable[bytes]) -> Iterable[bytes]:
+        for chunk in chunks:
+            self.total += len(chunk)
+            yield chunk
 
 
 def report_key(settings: Settings, key: str) -> str:
@@ -60,17 +74,18 @@ def ingest_object(bucket: str, key: str, settings: Settings, policy: WritePolicy
         etag=info.etag,
         ingested_at=info.last_modified.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
+    counted = _CountingReads()
     first_read: list[Iterable[bytes]] = [chunks]
 
     def open_chunks() -> Iterable[bytes]:
         if first_read:
-            return first_read.pop()
+            return counted(first_read.pop())
         _, again = s3.open_object(bucket, key, if_match=info.etag)  # the same version, or ObjectChanged
-        return again
+        return counted(again)
 
     with ParallelBatchWriter(settings.table_name, policy or WritePolicy.from_env()) as writer:
         report = purchases.ingest(open_chunks, source, writer, max_listed=max_reported())
     document = report.to_dict()
     target = report_key(settings, key)
     s3.put_json(bucket, target, document)
-    return FileOutcome(report=document, report_uri=f"s3://{bucket}/{target}")
+    return FileOutcome(report=document, report_uri=f"s3://{bucket}/{target}", bytes_read=counted.total)

@@ -36,6 +36,7 @@ class PartitionError(RuntimeError):
 class BatchOutcome:
     records: int = 0
     objects_written: int = 0
+    bytes_written: int = 0  # sum of the sizes of the objects written (the BytesWritten metric)
     partitions_created: int = 0
     malformed: int = 0
     failures: dict[str, Exception] = field(default_factory=dict)  # sequence number -> why
@@ -97,6 +98,7 @@ class StreamExporter:
             if error is None:
                 written.append(export)
                 outcome.objects_written += 1
+                outcome.bytes_written += len(export.body)
                 outcome.written_keys.append(export.key)
                 continue
             outcome.failures[export.sequence_number] = ObjectWriteError(

@@ -77,6 +77,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     outcome = exporter.export(records)
     metrics.add_metric(name="RecordsReceived", unit=MetricUnit.Count, value=outcome.records)
     metrics.add_metric(name="ObjectsWritten", unit=MetricUnit.Count, value=outcome.objects_written)
+    metrics.add_metric(name="BytesWritten", unit=MetricUnit.Bytes, value=outcome.bytes_written)
     metrics.add_metric(name="PartitionsCreated", unit=MetricUnit.Count, value=outcome.partitions_created)
     metrics.add_metric(name="RecordsFailed", unit=MetricUnit.Count, value=len(outcome.failures))
     metrics.add_metric(name="MalformedRecords", unit=MetricUnit.Count, value=outcome.malformed)
@@ -86,6 +87,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         extra={
             "records": outcome.records,
             "objects_written": outcome.objects_written,
+            "bytes_written": outcome.bytes_written,
             "partitions_created": outcome.partitions_created,
             "failed": len(outcome.failures),
             "malformed": outcome.malformed,

@@ -117,6 +117,8 @@ def test_upload_is_ingested_end_to_end(env, capsys, caplog):
     printed = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     emf = [entry for entry in printed if "_aws" in entry]
     assert emf[0]["RowsRead"] == [4.0] and emf[0]["RowsRejected"] == [1.0] and emf[0]["PurchasesWritten"] == [2.0]
+    assert emf[0]["BytesRead"] == [float(len(GOOD.encode("utf-8")))]
+    assert {"Name": "BytesRead", "Unit": "Bytes"} in emf[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"]
     [rejections] = [r for r in caplog.records if "rejected: reasons below" in r.getMessage()]
     assert rejections.levelname == "WARNING" and rejections.report == ingested[0].report
     assert rejections.rejected_rows == report["rejected_rows"]  # line and reason, in the logs too

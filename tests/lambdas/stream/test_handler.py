@@ -87,7 +87,7 @@ def stamp(event, index):
     return datetime.fromtimestamp(created, tz=UTC).strftime("%Y%m%d_%H%M%S")
 
 
-def test_insert_modify_remove_become_documents_and_partitions(stack):
+def test_insert_modify_remove_become_documents_and_partitions(stack, capsys):
     t = table(stack)
     t.put_item(Item=purchase("store-1", "B1"))
     t.put_item(Item=purchase("../tienda ñ", "a/b", fecha="2026-12-31 23:59:59"))
@@ -96,10 +96,15 @@ def test_insert_modify_remove_become_documents_and_partitions(stack):
     event = stream_event(stack)
     assert [r["eventName"] for r in event["Records"]] == ["INSERT", "INSERT", "MODIFY", "REMOVE"]
 
+    capsys.readouterr()
     assert stream_handler.handler(event, context()) == {"batchItemFailures": []}
 
     bucket = stack.names.bucket
     written = objects(stack)
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    (emf,) = [entry for entry in printed if "_aws" in entry]
+    assert emf["BytesWritten"] == [float(sum(len(body) for body in written.values()))]
+    assert {"Name": "BytesWritten", "Unit": "Bytes"} in emf["_aws"]["CloudWatchMetrics"][0]["Metrics"]
     expected_keys = {
         f"compras/store-1/2026/03/07/insert_B1_{stamp(event, 0)}_{seq(event, 0)}.json",
         f"compras/~2E~2E~2Ftienda~20~C3~B1/2026/12/31/insert_a~2Fb_{stamp(event, 1)}_{seq(event, 1)}.json",
