@@ -28,18 +28,20 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from lambdas.domain import limits
+
 ESCAPE = "~"
 _SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 _ENCODED = re.compile(r"(?:[A-Za-z0-9_-]|~[0-9A-F]{2})+")
 _ESCAPE_SEQ = re.compile(r"~([0-9A-F]{2})")
 
-EVENT_NAMES = ("INSERT", "MODIFY", "REMOVE")
+EVENT_NAMES = limits.EVENT_NAMES
 # The event name as written in a key: lower case, as in the original design's insert_{compra_id}_... files.
 KEY_EVENT_NAMES = {name: name.lower() for name in EVENT_NAMES}
 # Keys written before the lower-case layout carried the upper-case stream names: still parsed.
 _PARSED_EVENT_NAMES = {**{key: name for name, key in KEY_EVENT_NAMES.items()}, **{name: name for name in EVENT_NAMES}}
 # S3 limits keys to 1,024 bytes of UTF-8; an encoded key is pure ASCII.
-MAX_KEY_LENGTH = 1024
+MAX_KEY_LENGTH = limits.S3_MAX_KEY_BYTES
 FECHA_FORMAT = "%Y-%m-%d %H:%M:%S"
 _TIMESTAMP_FORMAT = "%Y%m%d_%H%M%S"
 

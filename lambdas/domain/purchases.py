@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
 
+from lambdas.domain import limits
 from lambdas.domain.tickets import FileRejected, RowRejection, TicketLine, parse_tickets
 
-MAX_ITEM_BYTES = 400 * 1024  # DynamoDB item size limit
+MAX_ITEM_BYTES = limits.DYNAMODB_MAX_ITEM_BYTES
 DEFAULT_MAX_LISTED = 1000  # rejected rows / purchases listed one by one in a report
 
 Key = tuple[str, str]
@@ -112,26 +113,33 @@ def build_purchase(key: Key, lines: Iterable[TicketLine], source: SourceInfo) ->
         return result
 
     user_ids = sorted({line.user_id for line in kept if line.user_id is not None})
-    currencies = sorted({line.moneda for line in kept if line.moneda is not None})
+    currencies = sorted({line.currency for line in kept if line.currency is not None})
     if len(user_ids) > 1:
         result.rejection = f"the lines of the purchase give different user_id values ({len(user_ids)} distinct)"
         return result
     if len(currencies) > 1:
         result.rejection = f"the lines of the purchase give different currencies ({', '.join(currencies)})"
         return result
+    total_quantity = sum(line.quantity for line in kept)
+    priced = [line for line in kept if line.unit_price is not None]
+    total_price = sum((line.unit_price * line.quantity for line in priced), Decimal(0)) if priced else None  # type: ignore[operator]
+    problems = limits.total_problems(total_quantity, total_price, len(kept))
+    if problems:
+        result.rejection = "the purchase's totals do not fit the Glue table: " + "; ".join(problems)
+        return result
 
-    kept.sort(key=lambda line: (line.ticket_id, line.codigo))
+    kept.sort(key=lambda line: (line.ticket_id, line.product_code))
     item: dict[str, Any] = {
         "tenant_id": key[0],
         "compra_id": key[1],
-        "fecha": min(line.fecha for line in kept),
+        "fecha": min(line.timestamp for line in kept),
         "productos": [
             {
-                "codigo": line.codigo,
-                "nombre": line.nombre,
-                "categoria": line.categoria,
-                "cantidad": line.cantidad,
-                "precio_unitario": line.precio_unitario,
+                "codigo": line.product_code,
+                "nombre": line.product,
+                "categoria": line.category,
+                "cantidad": line.quantity,
+                "precio_unitario": line.unit_price,
                 "ticket_id": line.ticket_id,
             }
             for line in kept
@@ -166,7 +174,7 @@ def _size_upper_bound(item: dict[str, Any], lines: list[TicketLine]) -> int:
     """A cheap bound >= item_size (4 bytes per character at most in UTF-8): the exact walk is only needed
     for purchases near the limit."""
     chars = sum(len(v) for v in item.values() if isinstance(v, str))
-    chars += sum(len(ln.codigo) + len(ln.nombre) + len(ln.categoria) + len(ln.ticket_id) for ln in lines)
+    chars += sum(len(ln.product_code) + len(ln.product) + len(ln.category) + len(ln.ticket_id) for ln in lines)
     return _ITEM_OVERHEAD + _LINE_OVERHEAD * len(lines) + 4 * chars
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from lambdas.adapters import s3
 from lambdas.adapters.dynamodb import ParallelBatchWriter, WritePolicy
-from lambdas.domain import purchases
+from lambdas.domain import limits, purchases
 from lambdas.shared.settings import Settings
 
 MAX_REPORTED_ENV = "MAX_REPORTED_REJECTIONS"
@@ -47,9 +47,9 @@ class _CountingReads:
 
 
 def report_key(settings: Settings, key: str) -> str:
-    """ingest-reports/<key without the uploads/ prefix>.report.json (never matches the upload filter)."""
-    name = key[len(settings.uploads_prefix) :] if key.startswith(settings.uploads_prefix) else key
-    return f"{settings.ingest_reports_prefix}{name}.report.json"
+    """ingest-reports/<key without the uploads/ prefix>.report.json (never matches the upload filter); a key
+    too long for that is shortened with a hash (lambdas.domain.limits.report_key), so every file gets a report."""
+    return limits.report_key(key, settings.uploads_prefix, settings.ingest_reports_prefix)
 
 
 def max_reported() -> int:

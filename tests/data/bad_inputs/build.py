@@ -214,6 +214,52 @@ def small() -> dict[str, bytes]:
                 row("T7", "Pan", "B7", timestamp="2024-03-01T10:00:00.250Z"),
             )
         ),
+        "timestamps_offsets.csv": utf8(
+            lines(
+                row("T1", "Pan", "B1", timestamp="2024-03-01T10+01:00"),
+                row("T2", "Pan", "B2", timestamp="2024-03-01T10:00+01"),
+                row("T3", "Pan", "B3", timestamp="2024-03-01T10:00:00+0130"),
+                row("T4", "Pan", "B4", timestamp="0999-06-01 10:00:00"),
+                row("T5", "Pan", "B4", timestamp="999-06-01 10:00:00"),
+                row("T6", "Pan", "B4", timestamp="0001-01-01T00:30:00+01:00"),
+                row("T7", "Pan", "B4", timestamp="9999-12-31T23:59:59-01:00"),
+                row("T8", "Pan", "B5", timestamp="1000-01-01T00:00:00Z"),
+                row("T9", "Pan", "B6", timestamp="9999-12-31T23:59:59Z"),
+            )
+        ),
+        "quoting_errors.csv": utf8(
+            lines(
+                row("T1", "Pan", "B1"),
+                'T2,"Pan"extra,B1,2024-03-01 10:00:00,bakery,1,S1,1.50,u1',
+                'T3,Leche,B1,2024-03-01 10:00:00,dairy,1,"S1"x,1.50,u1',
+                'T4,5" TV,B2,2024-03-01 10:00:00,tv,1,S1,1.50,u1',
+                row("T5", "Agua", "B3"),
+            )
+            + 'T6,"Queso,B3,2024-03-01 10:00:00,dairy,1,S1,1.50,u1\n'
+            + row("T7", "Huevos", "B3")
+            + "\n"
+        ),
+        "long_ids.csv": utf8(
+            lines(
+                row("T1", "Pan", "B1"),
+                row("T2", "Pan", "B1", store="S" * 1025),
+                row("T3", "Pan", "B" * 850, store="S" * 30),
+                row("T4", "Pan", "ñ" * 100, store="tienda ñ"),
+                row("T5", "Pan", "B" * 800, store="S" * 80),
+            )
+        ),
+        "numbers_overflow.csv": utf8(
+            lines(
+                row("T1", "Pan", "B1", quantity="2147483647", unit_price=""),
+                row("T2", "Pan", "B2", quantity="2147483648"),
+                row("T3", "Pan", "B3", quantity="2147483647", unit_price=""),
+                row("T4", "Leche", "B3", quantity="1", unit_price=""),
+                row("T5", "Pan", "B4", quantity="1000", unit_price="99999999999999.9999"),
+                row("T6", "Pan", "B5", quantity="1", unit_price="99999999999999.9999"),
+                row("T7", "Pan", "B6", quantity="99999999999999999999999"),
+                row("T8", "Pan", "B7", unit_price="123456789012345"),
+            )
+        ),
         "empty_ids.csv": utf8(
             lines(
                 row("", "Pan", "B1"),
@@ -295,8 +341,8 @@ def small() -> dict[str, bytes]:
 
 
 def huge_field_csv() -> bytes:
-    """One product name of 256 KiB (over Python's default CSV field limit of 128 KiB)."""
-    return utf8(lines(row("T1", "Pan", "B1"), row("T2", "X" * 262_144, "B1"), row("T3", "Agua", "B2")))
+    """One product name of 512 KiB: its row is over the row limit (no such row fits a 400 KB item)."""
+    return utf8(lines(row("T1", "Pan", "B1"), row("T2", "X" * 524_288, "B1"), row("T3", "Agua", "B2")))
 
 
 def huge_basket_csv() -> bytes:
@@ -307,9 +353,24 @@ def huge_basket_csv() -> bytes:
     return utf8(lines(row("S-1", "Pan", "SMALL"), *big, row("S-2", "Leche", "SMALL")))
 
 
+def huge_header_csv() -> bytes:
+    """A 96 KB header (thousands of columns): over the header limit, rejected at once (was ~20 s of CPU)."""
+    return utf8(lines(row("T1", "Pan", "B1"), header=HEADER + "," + ",".join(f"extra_{i}" for i in range(12_000))))
+
+
+def huge_line_csv() -> bytes:
+    """One 21 MB line of millions of tiny fields between good rows (the csv module peaked at ~636 MB)."""
+    return utf8(lines(row("T1", "Pan", "B1"), "x," * 10_500_000, row("T2", "Leche", "B1")))
+
+
 def generated() -> dict[str, bytes]:
     """The big corpus files, built at test time."""
-    return {"huge_field.csv": huge_field_csv(), "huge_basket.csv": huge_basket_csv()}
+    return {
+        "huge_field.csv": huge_field_csv(),
+        "huge_basket.csv": huge_basket_csv(),
+        "huge_header.csv": huge_header_csv(),
+        "huge_line.csv": huge_line_csv(),
+    }
 
 
 def corpus() -> dict[str, bytes]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from decimal import Decimal
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from lambdas.domain.purchases import (
@@ -66,14 +66,14 @@ def line(n, ticket, *, store="S1", basket="B1", product="Pan", qty=1, price="1.5
         store=store,
         basket_id=basket,
         ticket_id=ticket,
-        codigo=kw.get("codigo", product),
-        nombre=product,
-        categoria="c",
-        cantidad=qty,
-        precio_unitario=None if price is None else Decimal(price),
-        fecha=fecha,
+        product_code=kw.get("codigo", product),
+        product=product,
+        category="c",
+        quantity=qty,
+        unit_price=None if price is None else Decimal(price),
+        timestamp=fecha,
         user_id=kw.get("user_id"),
-        moneda=kw.get("moneda"),
+        currency=kw.get("moneda"),
     )
 
 
@@ -323,4 +323,5 @@ def test_the_quick_size_bound_is_never_below_the_exact_size(names, qty, price):
         for i, (ticket, product, code) in enumerate(names)
     ]
     result = build_purchase(("tienda ñ", "cesta/1"), lines, SOURCE)
+    assume(result.item is not None)  # totals beyond the Glue types are rejected (tested elsewhere)
     assert _size_upper_bound(result.item, lines) >= item_size(result.item)
