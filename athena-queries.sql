@@ -22,7 +22,9 @@
 
 -- name: compras_actuales
 -- Current state of every purchase: the latest exported version of each (tenant_id, compra_id), ordered by the
--- DynamoDB Streams sequence number (numeric order; the approximate creation time breaks ties), with purchases
+-- DynamoDB Streams sequence number (numeric order, exact for any number of digits: a longer string of digits
+-- is a larger number, equal lengths compare as text; no cast, since sequence numbers may have 40 digits and
+-- DECIMAL holds 38; the approximate creation time breaks ties), with purchases
 -- whose latest event is REMOVE left out. Every other query reads this view instead of the raw table, so a
 -- correction (MODIFY) replaces the earlier version and a deleted purchase disappears. It ranks across all
 -- partitions on purpose: a correction may move a purchase to another day; filters belong on the view's output.
@@ -42,7 +44,8 @@ WITH versions AS (
         row_number() OVER (
             PARTITION BY c.tenant_id, c.compra_id
             ORDER BY
-                CAST(c.metadata.sequence_number AS DECIMAL(38, 0)) DESC,
+                length(c.metadata.sequence_number) DESC,
+                c.metadata.sequence_number DESC,
                 c.metadata.approximate_creation_time DESC
         ) AS version_rank
     FROM compras_json AS c

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,18 +14,24 @@ from botocore.exceptions import ClientError
 from lambdas.adapters.clients import client, hot_client
 
 
+class NotStarted(RuntimeError):
+    """A PUT that was not started because ``may_start`` said no."""
+
+
 def put_objects_parallel(
     bucket: str,
     objects: Sequence[tuple[str, bytes]],
     *,
     concurrency: int,
     content_type: str = "application/json",
+    may_start: Callable[[], bool] | None = None,
 ) -> list[Exception | None]:
     """PUT many objects with up to `concurrency` requests in flight (stream export).
 
     Returns one entry per object, in the order given: None when written, else the exception that
     stopped it (after botocore's own retries). Never raises for a single object's failure, so the
-    caller can report exactly which ones failed.
+    caller can report exactly which ones failed. ``may_start`` is asked before each PUT starts; once it
+    says no (e.g. the invocation is near its deadline) the objects not started get :class:`NotStarted`.
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
@@ -38,6 +44,8 @@ def put_objects_parallel(
 
     def put(item: tuple[str, bytes]) -> Exception | None:
         key, body = item
+        if may_start is not None and not may_start():
+            return NotStarted(f"s3://{bucket}/{key} was not written: no time left to start it in this invocation")
         try:
             s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
         except Exception as exc:  # reported per object: the caller decides what failed

@@ -25,6 +25,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from lambdas.domain import limits
+from lambdas.domain.items import Producto, PurchaseItem
 from lambdas.domain.tickets import FileRejected, RowRejection, TicketLine, parse_tickets
 
 MAX_ITEM_BYTES = limits.DYNAMODB_MAX_ITEM_BYTES
@@ -120,39 +121,31 @@ def build_purchase(key: Key, lines: Iterable[TicketLine], source: SourceInfo) ->
     if len(currencies) > 1:
         result.rejection = f"the lines of the purchase give different currencies ({', '.join(currencies)})"
         return result
-    total_quantity = sum(line.quantity for line in kept)
-    priced = [line for line in kept if line.unit_price is not None]
-    total_price = sum((line.unit_price * line.quantity for line in priced), Decimal(0)) if priced else None  # type: ignore[operator]
-    problems = limits.total_problems(total_quantity, total_price, len(kept))
-    if problems:
-        result.rejection = "the purchase's totals do not fit the Glue table: " + "; ".join(problems)
-        return result
-
     kept.sort(key=lambda line: (line.ticket_id, line.product_code))
-    item: dict[str, Any] = {
-        "tenant_id": key[0],
-        "compra_id": key[1],
-        "fecha": min(line.timestamp for line in kept),
-        "productos": [
-            {
-                "codigo": line.product_code,
-                "nombre": line.product,
-                "categoria": line.category,
-                "cantidad": line.quantity,
-                "precio_unitario": line.unit_price,
-                "ticket_id": line.ticket_id,
-            }
+    purchase = PurchaseItem(
+        tenant_id=key[0],
+        compra_id=key[1],
+        fecha=min(line.timestamp for line in kept),
+        productos=tuple(
+            Producto(
+                codigo=line.product_code,
+                cantidad=line.quantity,
+                nombre=line.product,
+                categoria=line.category,
+                precio_unitario=line.unit_price,
+                ticket_id=line.ticket_id,
+            )
             for line in kept
-        ],
-        "source_bucket": source.bucket,
-        "source_key": source.key,
-        "source_etag": source.etag,
-        "ingested_at": source.ingested_at,
-    }
-    if user_ids:
-        item["user_id"] = user_ids[0]
-    if currencies:
-        item["moneda"] = currencies[0]
+        ),
+        user_id=user_ids[0] if user_ids else None,
+        moneda=currencies[0] if currencies else None,
+        source=_source_attributes(source),
+    )
+    problems = purchase.problems()
+    if problems:
+        result.rejection = "the purchase cannot reach the Glue table: " + "; ".join(problems)
+        return result
+    item = purchase.to_item()
     size = _size_upper_bound(item, kept)
     if size > MAX_ITEM_BYTES:
         size = item_size(item)
@@ -164,6 +157,16 @@ def build_purchase(key: Key, lines: Iterable[TicketLine], source: SourceInfo) ->
         return result
     result.item = item
     return result
+
+
+def _source_attributes(source: SourceInfo) -> dict[str, str]:
+    """The attributes that tell which object an ingested purchase comes from (docs/item-schema.md)."""
+    return {
+        "source_bucket": source.bucket,
+        "source_key": source.key,
+        "source_etag": source.etag,
+        "ingested_at": source.ingested_at,
+    }
 
 
 _LINE_OVERHEAD = 160  # names, map/list overheads and numbers of one product map, generously

@@ -22,6 +22,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from lambdas.adapters import s3
 from lambdas.adapters.glue import PartitionRegistry, PartitionSpec
 from lambdas.domain import documents, keys
+from lambdas.stream.changes import change_from_record
 
 
 class ObjectWriteError(RuntimeError):
@@ -39,6 +40,7 @@ class BatchOutcome:
     bytes_written: int = 0  # sum of the sizes of the objects written (the BytesWritten metric)
     partitions_created: int = 0
     malformed: int = 0
+    not_started: int = 0  # PUTs not started near the invocation's deadline (reported failed, retried)
     failures: dict[str, Exception] = field(default_factory=dict)  # sequence number -> why
     written_keys: list[str] = field(default_factory=list)
 
@@ -51,6 +53,9 @@ class BatchOutcome:
 
 
 PutObjects = Callable[..., list[Exception | None]]
+# No new PUT starts with less than this left of the invocation: in-flight PUTs (connect 5 s, read 30 s per
+# attempt in lambdas.adapters.clients, usually milliseconds), the Glue calls and the response must still fit.
+DEADLINE_MARGIN_MS = 10_000
 
 
 class StreamExporter:
@@ -75,13 +80,19 @@ class StreamExporter:
         self.put_objects = put_objects
         self.clock = clock
 
-    def export(self, raw_records: Sequence[dict[str, Any]]) -> BatchOutcome:
+    def export(
+        self, raw_records: Sequence[dict[str, Any]], remaining_ms: Callable[[], int] | None = None
+    ) -> BatchOutcome:
+        """Export a batch. ``remaining_ms`` (the Lambda context's get_remaining_time_in_millis) stops new PUTs
+        once less than DEADLINE_MARGIN_MS is left: the records not started are reported failed (retried), so
+        a timeout never hides which records were written."""
         outcome = BatchOutcome(records=len(raw_records))
         processed_at = self.clock()
         exports: list[documents.ExportDocument] = []
         for raw in raw_records:
             try:
-                exports.append(documents.build_export(DynamoDBRecord(raw), self.context, processed_at))
+                change = change_from_record(DynamoDBRecord(raw))
+                exports.append(documents.build_export(change, self.context, processed_at))
             except documents.MalformedRecordError as exc:
                 outcome.malformed += 1
                 outcome.failures[_sequence_of(raw)] = exc
@@ -92,7 +103,10 @@ class StreamExporter:
                 )
 
         started = time.perf_counter()
-        results = self.put_objects(self.bucket, [(e.key, e.body) for e in exports], concurrency=self.put_concurrency)
+        may_start = None if remaining_ms is None else (lambda: remaining_ms() > DEADLINE_MARGIN_MS)
+        results = self.put_objects(
+            self.bucket, [(e.key, e.body) for e in exports], concurrency=self.put_concurrency, may_start=may_start
+        )
         written: list[documents.ExportDocument] = []
         for export, error in zip(exports, results, strict=True):
             if error is None:
@@ -101,6 +115,8 @@ class StreamExporter:
                 outcome.bytes_written += len(export.body)
                 outcome.written_keys.append(export.key)
                 continue
+            if isinstance(error, s3.NotStarted):
+                outcome.not_started += 1
             outcome.failures[export.sequence_number] = ObjectWriteError(
                 f"could not write s3://{self.bucket}/{export.key} (sequence {export.sequence_number}): {error}"
             )

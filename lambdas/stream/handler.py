@@ -74,13 +74,14 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     processed_by = getattr(context, "function_name", None) or os.environ.get("AWS_LAMBDA_FUNCTION_NAME") or FUNCTION
     exporter = _exporter(Settings.from_env(), _put_concurrency(), processed_by, client("glue"))
     records = event.get("Records") or []
-    outcome = exporter.export(records)
+    outcome = exporter.export(records, getattr(context, "get_remaining_time_in_millis", None))
     metrics.add_metric(name="RecordsReceived", unit=MetricUnit.Count, value=outcome.records)
     metrics.add_metric(name="ObjectsWritten", unit=MetricUnit.Count, value=outcome.objects_written)
     metrics.add_metric(name="BytesWritten", unit=MetricUnit.Bytes, value=outcome.bytes_written)
     metrics.add_metric(name="PartitionsCreated", unit=MetricUnit.Count, value=outcome.partitions_created)
     metrics.add_metric(name="RecordsFailed", unit=MetricUnit.Count, value=len(outcome.failures))
     metrics.add_metric(name="MalformedRecords", unit=MetricUnit.Count, value=outcome.malformed)
+    metrics.add_metric(name="RecordsNotStarted", unit=MetricUnit.Count, value=outcome.not_started)
     metrics.add_metric(name="BatchDuration", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000)
     logger.info(
         "Stream batch exported",
@@ -91,6 +92,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             "partitions_created": outcome.partitions_created,
             "failed": len(outcome.failures),
             "malformed": outcome.malformed,
+            "not_started_near_deadline": outcome.not_started,
         },
     )
     # Raises BatchProcessingError when every record failed: a function error, so Lambda bisects the batch.

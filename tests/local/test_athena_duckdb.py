@@ -164,6 +164,30 @@ def test_current_state_view_keeps_latest_version_and_drops_removed(athena):
     ]
 
 
+@pytest.mark.parametrize(
+    ("older", "newer"),
+    [
+        ("9" * 21, "1" + "0" * 21),  # text order alone would pick the 21-digit one
+        ("9" * 38, "1" + "0" * 38),  # past DECIMAL(38, 0): a cast would fail every query
+        ("1" + "0" * 38, "9" * 40),
+        ("12" + "0" * 38, "13" + "0" * 38),  # 40 digits each
+    ],
+)
+def test_current_state_orders_sequence_numbers_of_any_length_exactly(older, newer):
+    runner = LocalAthena(prefix="compras/")
+    try:
+        runner.load_objects(
+            [
+                doc("t9", "c9", "2024-05-01 10:00:00", [A], seq=newer, event="MODIFY"),
+                doc("t9", "c9", "2024-05-01 10:00:00", [A, B], seq=older),
+            ]
+        )
+        result = runner.run_sql("SELECT metadata.sequence_number, resumen.total_productos FROM compras_actuales")
+        assert result.rows == [(newer, 1)]
+    finally:
+        runner.close()
+
+
 def test_daily_trends(athena):
     result = athena.run("tendencias_diarias", tenant_id="t1")
     assert result.columns == ["tenant_id", "dia", "compras", "unidades", "ingresos", "ticket_medio"]

@@ -53,7 +53,7 @@ def test_existing_partitions_are_not_an_error(stack, registry):
     assert set(partitions(stack)) == {("a", "2026", "03", "07"), ("b", "2026", "03", "07")}
 
 
-def test_known_partitions_are_cached_per_container(stack, registry):
+def test_glue_decides_which_partitions_exist_one_call_per_batch(stack, registry):
     bucket = stack.names.bucket
     registry.ensure([spec(bucket, "a")])
     calls = []
@@ -61,12 +61,62 @@ def test_known_partitions_are_cached_per_container(stack, registry):
     glue.meta.events.register("before-call.glue.*", lambda model, **_: calls.append(model.name))
     try:
         again = registry.ensure([spec(bucket, "a"), spec(bucket, "a")])
-        assert (again.created, again.already_existed, again.failed) == ([], [], {})
-        assert calls == []
+        assert (again.created, again.already_existed, again.failed) == ([], [("a", "2026", "03", "07")], {})
+        assert calls == ["BatchGetPartition"]
+        calls.clear()
         registry.ensure([spec(bucket, "c")])
-        assert calls == ["BatchCreatePartition"]  # the table was fetched once, earlier
+        assert calls == ["BatchGetPartition", "BatchCreatePartition"]  # the table descriptor is cached
     finally:
         glue.meta.events.unregister("before-call.glue.*")
+
+
+def test_a_partition_deleted_behind_a_warm_registry_is_registered_again(stack, registry):
+    bucket = stack.names.bucket
+    registry.ensure([spec(bucket, "a")])
+    boto3.client("glue").delete_partition(
+        DatabaseName=stack.names.glue_database,
+        TableName=stack.names.glue_table,
+        PartitionValues=["a", "2026", "03", "07"],
+    )
+    result = registry.ensure([spec(bucket, "a")])
+    assert result.created == [("a", "2026", "03", "07")]
+    assert set(partitions(stack)) == {("a", "2026", "03", "07")}
+
+
+def test_a_table_deleted_and_recreated_behind_a_warm_registry(stack, registry):
+    bucket = stack.names.bucket
+    glue = boto3.client("glue")
+    table = glue.get_table(DatabaseName=stack.names.glue_database, Name=stack.names.glue_table)["Table"]
+    registry.ensure([spec(bucket, "a")])
+    glue.delete_table(DatabaseName=stack.names.glue_database, Name=stack.names.glue_table)
+
+    gone = registry.ensure([spec(bucket, "a"), spec(bucket, "b")])
+    assert set(gone.failed) == {("a", "2026", "03", "07"), ("b", "2026", "03", "07")}  # retried, never "done"
+    assert all("EntityNotFoundException" in reason for reason in gone.failed.values())
+
+    recreated = {k: table[k] for k in ("Name", "StorageDescriptor", "PartitionKeys", "TableType", "Parameters")}
+    recreated["StorageDescriptor"] = dict(recreated["StorageDescriptor"], Compressed=True)  # a new descriptor
+    glue.create_table(DatabaseName=stack.names.glue_database, TableInput=recreated)
+    again = registry.ensure([spec(bucket, "a"), spec(bucket, "b")])
+    assert sorted(again.created) == [("a", "2026", "03", "07"), ("b", "2026", "03", "07")]
+    stored = partitions(stack)
+    assert set(stored) == {("a", "2026", "03", "07"), ("b", "2026", "03", "07")}
+    assert all(p["StorageDescriptor"]["Compressed"] is True for p in stored.values())
+
+
+def test_a_table_recreated_between_two_batches_gets_its_partitions_and_new_descriptor(stack, registry):
+    bucket = stack.names.bucket
+    glue = boto3.client("glue")
+    table = glue.get_table(DatabaseName=stack.names.glue_database, Name=stack.names.glue_table)["Table"]
+    registry.ensure([spec(bucket, "a")])
+    glue.delete_table(DatabaseName=stack.names.glue_database, Name=stack.names.glue_table)
+    recreated = {k: table[k] for k in ("Name", "StorageDescriptor", "PartitionKeys", "TableType", "Parameters")}
+    recreated["StorageDescriptor"] = dict(recreated["StorageDescriptor"], Compressed=True)
+    glue.create_table(DatabaseName=stack.names.glue_database, TableInput=recreated)
+
+    result = registry.ensure([spec(bucket, "a")])  # no call failed in between: Glue still says it is missing
+    assert result.created == [("a", "2026", "03", "07")]
+    assert partitions(stack)[("a", "2026", "03", "07")]["StorageDescriptor"]["Compressed"] is True
 
 
 def test_more_than_one_batch(stack, registry):

@@ -265,3 +265,118 @@ def test_new_aws_clients_start_with_a_cold_partition_cache(stack, aws):
     table(recreated).put_item(Item=purchase("s", "B1"))
     assert stream_handler.handler(stream_event(recreated), context()) == {"batchItemFailures": []}
     assert set(partitions(recreated)) == {("s", "2026", "03", "07")}
+
+
+# -- issue 15: items written by other producers (the original design's item schema) -----------------------
+
+
+@pytest.mark.parametrize("name", ["original_design.json"])
+def test_original_design_sample_events_are_exported(stack, name):
+    """The original design's documented INSERT/MODIFY/REMOVE records (no ticket_id, categoria, moneda nor source
+    attributes; an ISO 8601 fecha), kept beside the handler for `serverless invoke local`."""
+    event = json.loads((EVENTS / name).read_text(encoding="utf-8"))
+    assert stream_handler.handler(event, context()) == {"batchItemFailures": []}
+    written = objects(stack)
+    assert sorted(k.rsplit("/", 1)[1].split("_")[0] for k in written) == ["insert", "modify", "remove"]
+    for key, body in written.items():
+        assert key.startswith("compras/tenant-abc/2024/01/15/")
+        document = json.loads(body, parse_float=Decimal)
+        assert document["fecha"] == "2024-01-15 10:30:00"
+        assert document["resumen"]["moneda"] == "EUR"
+        assert {p["ticket_id"] for p in document["productos"]} == {None}
+    assert set(partitions(stack)) == {("tenant-abc", "2024", "01", "15")}
+
+
+def test_items_of_another_producer_are_exported_end_to_end(stack):
+    """put_item / update_item / delete_item of original-design items (as an app or the console would write
+    them) -> DynamoDB Streams -> the handler -> documents and partitions, nothing failed."""
+    t = table(stack)
+    original = {
+        "compra_id": "C-1",
+        "user_id": "app-user",
+        "tenant_id": "app-tenant",
+        "fecha": "2024-05-02T23:30:00-02:00",
+        "productos": [{"codigo": "X", "nombre": "Agua", "precio_unitario": Decimal("0.5"), "cantidad": 4}],
+    }
+    t.put_item(Item=original)
+    t.update_item(
+        Key={"tenant_id": "app-tenant", "compra_id": "C-1"},
+        UpdateExpression="SET productos = list_append(productos, :p)",
+        ExpressionAttributeValues={":p": [{"codigo": "Y", "nombre": "Pan", "precio_unitario": None, "cantidad": 1}]},
+    )
+    t.delete_item(Key={"tenant_id": "app-tenant", "compra_id": "C-1"})
+    event = stream_event(stack)
+    assert [r["eventName"] for r in event["Records"]] == ["INSERT", "MODIFY", "REMOVE"]
+    assert stream_handler.handler(event, context()) == {"batchItemFailures": []}
+    written = {k.rsplit("/", 1)[1].split("_")[0]: json.loads(v, parse_float=Decimal) for k, v in objects(stack).items()}
+    assert set(written) == {"insert", "modify", "remove"}
+    assert written["insert"]["fecha"] == "2024-05-03 01:30:00"  # converted to UTC: the partition is the 3rd
+    assert written["insert"]["resumen"] == {
+        "total_productos": 1,
+        "total_cantidad": 4,
+        "total_precio": Decimal("2.0"),
+        "moneda": "EUR",
+    }
+    assert written["modify"]["resumen"]["total_productos"] == 2
+    assert written["remove"]["resumen"]["total_cantidad"] == 5
+    assert set(partitions(stack)) == {("app-tenant", "2024", "05", "03")}
+
+
+def test_glue_table_recreated_under_a_warm_container_gets_its_partitions_again(stack):
+    """The issue-15 case: a warm container exported partition P; the Glue table is deleted and recreated (a
+    redeploy, a repair); the next records of P must register P again, not be reported done while invisible."""
+    t = table(stack)
+    t.put_item(Item=purchase("s", "B1"))
+    first = stream_event(stack)
+    assert stream_handler.handler(first, context()) == {"batchItemFailures": []}
+    glue = boto3.client("glue")
+    names = stack.names
+    definition = glue.get_table(DatabaseName=names.glue_database, Name=names.glue_table)["Table"]
+    glue.delete_table(DatabaseName=names.glue_database, Name=names.glue_table)
+    glue.create_table(
+        DatabaseName=names.glue_database,
+        TableInput={
+            k: definition[k] for k in ("Name", "StorageDescriptor", "PartitionKeys", "TableType", "Parameters")
+        },
+    )
+    assert partitions(stack) == {}
+
+    t.put_item(Item=purchase("s", "B2"))
+    everything = stream_event(stack)
+    second = {"Records": everything["Records"][len(first["Records"]) :]}
+    assert stream_handler.handler(second, context()) == {"batchItemFailures": []}  # same (warm) exporter
+    assert set(partitions(stack)) == {("s", "2026", "03", "07")}
+
+
+class ShortOnTime(LocalLambdaContext):
+    """A context whose remaining time drops under the export's margin after ``calls`` questions."""
+
+    def __init__(self, calls: int) -> None:
+        super().__init__(
+            function_name="actualizarComprasStream",
+            invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:actualizarComprasStream",
+            memory_limit_in_mb=512,
+            timeout_seconds=60,
+        )
+        self.calls = calls
+
+    def get_remaining_time_in_millis(self) -> int:
+        self.calls -= 1
+        return 50_000 if self.calls >= 0 else 9_000
+
+
+def test_no_put_starts_near_the_deadline_and_the_rest_is_reported_failed(stack, monkeypatch):
+    monkeypatch.setenv("PUT_CONCURRENCY", "1")  # one PUT at a time: which ones start is deterministic
+    t = table(stack)
+    for i in range(5):
+        t.put_item(Item=purchase("s", f"B{i}"))
+    event = stream_event(stack)
+    response = stream_handler.handler(event, ShortOnTime(calls=2))
+    failed = [f["itemIdentifier"] for f in response["batchItemFailures"]]
+    assert failed == [seq(event, i) for i in (2, 3, 4)]  # two PUTs started in time, three never started
+    written = objects(stack)
+    assert sorted(k.split("_")[1] for k in written) == ["B0", "B1"]
+    assert set(partitions(stack)) == {("s", "2026", "03", "07")}  # the written ones are registered
+    # the retry (a fresh invocation with time) writes the rest
+    assert stream_handler.handler(event, context()) == {"batchItemFailures": []}
+    assert len(objects(stack)) == 5
