@@ -29,11 +29,11 @@ node_modules/.installed: package.json package-lock.json
 setup: $(VENV)/.installed $(LINT_VENV)/.installed node_modules/.installed
 
 ## The main job: the whole pipeline locally on moto, sample CSV in, Athena queries out.
-demo: $(VENV)/.installed
+demo: $(VENV)/.installed node_modules/.installed
 	$(PY) -m local.demo
 
 ## Keep the local stack running on port 4566 for your own uploads (Ctrl-C stops it).
-serve: $(VENV)/.installed
+serve: $(VENV)/.installed node_modules/.installed
 	$(PY) -m local.demo --serve --port 4566
 
 ## Everything CI checks.

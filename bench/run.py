@@ -321,7 +321,7 @@ def sqs_event(stack, expect_key: str, timeout_s: float = 30.0) -> dict[str, Any]
     event Lambda delivers (local.sqs_poller shapes it)."""
     from local.sqs_poller import SqsPoller
 
-    poller = SqsPoller(stack.ingest_queue_url, stack.ingest_queue_arn, handler=None)
+    poller = SqsPoller(stack.event_source("ingestarTickets"), handler=None)
     name = expect_key.rsplit("/", 1)[-1]
     messages: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout_s

@@ -3,9 +3,10 @@
     python -m local.demo                      # sample in, summary and every Athena query's result out
     python -m local.demo --serve --port 4566  # keep the stack up for your own uploads (Ctrl-C stops)
 
-Demo: starts moto in server mode in this process, creates the stage's resources from config/pipeline.yml
-(stage "local"), uploads data/sample/tickets.csv to uploads/, lets S3 notify SQS and drives the real
-handlers through the local pollers until idle; then uploads the correction file and deletes one purchase
+Demo: starts moto in server mode in this process, deploys the packaged serverless.yml of stage "local" into
+moto's CloudFormation (local/stack.py; the template is packaged offline and cached, local/template.py),
+uploads data/sample/tickets.csv to uploads/, lets S3 notify SQS and drives the real handlers through the
+local pollers until idle; then uploads the correction file and deletes one purchase
 (a removal), runs again, and prints files ingested, rows accepted/rejected (and where each report is),
 purchases, JSON documents, partitions, the result table of every query of athena-queries.sql
 (run locally on DuckDB) and the generarReporteCompras report of the busiest tenant.
@@ -131,8 +132,8 @@ def _stack(progress: Any, lambda_log: Any) -> Any:
     from local.pipeline import LocalPipeline
     from local.stack import create_stack
 
-    progress(f"creating the stage {STAGE!r} resources from config/pipeline.yml ...")
-    stack = create_stack(STAGE)
+    progress(f"deploying the packaged serverless.yml (stage {STAGE!r}) into moto's CloudFormation ...")
+    stack = create_stack(STAGE, progress=progress)
     progress(f"Lambda logs and EMF metrics (JSON, as in CloudWatch) go to {lambda_log.name}")
     return LocalPipeline(stack, progress=progress, lambda_log=lambda_log)
 
@@ -183,7 +184,7 @@ def serve(port: int, sample: Path | None, poll_seconds: float = 1.0) -> int:
     with local_aws(port=port) as aws, _lambda_log() as lambda_log:
         pipeline = _stack(progress, lambda_log)
         bucket = pipeline.names.bucket
-        prefixes = config.prefixes()
+        prefixes = pipeline.prefixes
         endpoint = aws.endpoint_url
         print(
             f"""

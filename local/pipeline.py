@@ -3,13 +3,14 @@
     S3 uploads/*.csv --(moto sends the notification)--> SQS --(local.sqs_poller)--> ingestion handler
       --> DynamoDB --(local.stream_poller over the table's stream)--> stream handler --> S3 compras/ + Glue
 
-Nothing here replaces a part of the pipeline: the uploads go through moto's S3 -> SQS notification, the
-pollers honour the serverless.yml settings (config/pipeline.yml) and the handlers are the Lambda code.
+Nothing here replaces a part of the pipeline: the stack is the packaged serverless.yml deployed into moto's
+CloudFormation (local/stack.py), the uploads go through moto's S3 -> SQS notification, the pollers honour the
+template's event source mappings and the handlers are the Lambda code with the deployed functions' environment.
 Used by local/demo.py (`make demo`, `make serve`), tests/local/test_pipeline.py and the report CLI.
 
 API::
 
-    pipeline = LocalPipeline(stack)                 # stack from local.stack.create_stack(stage)
+    pipeline = LocalPipeline(stack)                 # stack = local.stack.create_stack(stage)
     pipeline.upload(Path("tickets.csv"))            # -> uploads/tickets.csv
     pipeline.run_until_idle()                       # both pollers until nothing is left to do
     pipeline.delete_purchase("madrid-centro", "B000012")   # a removal (REMOVE record)
@@ -29,9 +30,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from lambdas.adapters.clients import client, reset_clients
-from local import config, datacatalog
+from local import datacatalog
 from local.athena_duckdb import LocalAthena
-from local.stack import LocalStack
+from local.stack import INGESTION, STREAM, LocalStack
 
 Progress = Callable[[str], None]
 
@@ -89,9 +90,15 @@ class LocalPipeline:
         self.stack = stack
         self.lambda_log = lambda_log
         self.names = stack.names
-        self.prefixes = config.prefixes()
+        environment = stack.lambda_environment(INGESTION)
+        self.prefixes = {
+            "uploads": environment["UPLOADS_PREFIX"],
+            "ingestReports": environment["INGEST_REPORTS_PREFIX"],
+            "compras": stack.lambda_environment(STREAM)["COMPRAS_PREFIX"],
+        }
         self.progress = progress or (lambda _message: None)
-        os.environ.update(stack.lambda_environment())
+        os.environ.update(stack.lambda_environment(STREAM))
+        os.environ.update(environment)
         reset_clients()
         # Imported here: the handlers read their settings and create clients from the environment above.
         from lambdas.ingestion import handler as ingestion_handler
@@ -99,21 +106,14 @@ class LocalPipeline:
         from local.sqs_poller import SqsPoller
         from local.stream_poller import StreamPoller
 
-        ingestion = config.function_settings("ingestion")
         self.sqs_poller = SqsPoller(
-            stack.ingest_queue_url,
-            stack.ingest_queue_arn,
+            stack.event_source(INGESTION),
             ingestion_handler.handler,
-            batch_size=int(ingestion["batchSize"]),
             # Local shortcut: a failed message reappears after 1 s instead of the queue's visibility timeout
-            # (720 s), so retries and the redrive to the DLQ happen while you watch.
+            # (30 min), so retries and the redrive to the DLQ happen while you watch.
             retry_visibility_seconds=1,
         )
-        self.stream_poller = StreamPoller(
-            stack.table_stream_arn,
-            stream_handler.handler,
-            failure_queue_url=stack.stream_failure_queue_url,
-        )
+        self.stream_poller = StreamPoller(stack.event_source(STREAM), stream_handler.handler)
 
     # --- input ------------------------------------------------------------------------------------------------
 

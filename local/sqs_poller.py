@@ -1,10 +1,12 @@
 """A local SQS event-source poller: drives a real Lambda handler the way Lambda's SQS ESM does.
 
-Lambda functions and event-source mappings are not created in moto (see
-../shared/notes/local-aws-facts.md), so this stands in for the mapping:
+The event source mappings of the template are withheld from moto (local/stack.py ``WITHHELD``: moto would run
+the function in Docker), so this stands in for the mapping, with its properties as deployed
+(``LocalStack.event_source(...)``: queue, batch size, response types) and the deployed function's name, memory
+and timeout in the context:
 
-* receives up to ``batch_size`` messages (config ``functions.ingestion.batchSize``; several
-  ReceiveMessage calls when it is over 10) and builds the exact SQS Lambda event (messageId,
+* receives up to ``batch_size`` messages (the mapping's BatchSize; several ReceiveMessage calls when it is
+  over 10) and builds the exact SQS Lambda event (messageId,
   receiptHandle, body, attributes incl. ApproximateReceiveCount, messageAttributes, md5OfBody,
   eventSource ``aws:sqs``, eventSourceARN, awsRegion);
 * ReportBatchItemFailures: only the messages not listed in ``batchItemFailures`` are deleted. A handler
@@ -16,55 +18,22 @@ Lambda functions and event-source mappings are not created in moto (see
 
 Usage::
 
-    poller = SqsPoller(stack.ingest_queue_url, stack.ingest_queue_arn, handler, retry_visibility_seconds=0)
+    poller = SqsPoller(stack.event_source("ingestarTickets"), handler, retry_visibility_seconds=0)
     stats = poller.run_until_empty()
 """
 
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 
-from local import config
+from local.lambda_context import LocalLambdaContext
 
 Handler = Callable[[dict[str, Any], Any], Any]
-
-
-@dataclass
-class LocalLambdaContext:
-    """The Lambda context object a handler receives (what Powertools reads from it)."""
-
-    function_name: str
-    memory_limit_in_mb: int = 128
-    timeout_seconds: int = 60
-    region: str = "us-east-1"
-    account_id: str = "123456789012"
-    function_version: str = "$LATEST"
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    _deadline: float = field(default=0.0, repr=False)
-
-    def __post_init__(self) -> None:
-        self._deadline = time.monotonic() + self.timeout_seconds
-
-    @property
-    def invoked_function_arn(self) -> str:
-        return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{self.function_name}"
-
-    @property
-    def log_group_name(self) -> str:
-        return f"/aws/lambda/{self.function_name}"
-
-    @property
-    def log_stream_name(self) -> str:
-        return f"local/{self.aws_request_id}"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
 @dataclass
@@ -90,29 +59,27 @@ class PollStats:
 class SqsPoller:
     def __init__(
         self,
-        queue_url: str,
-        queue_arn: str,
+        source: Any,
         handler: Handler,
         *,
         batch_size: int | None = None,
         retry_visibility_seconds: int | None = None,
-        function: str = "ingestion",
-        region: str | None = None,
         sqs: Any = None,
     ) -> None:
-        settings = config.function_settings(function)
-        self.queue_url = queue_url
-        self.queue_arn = queue_arn
+        """``source``: the SQS event source mapping (local.stack.EventSourceMapping); ``batch_size`` overrides
+        its BatchSize."""
+        self.source = source
+        self.function = source.function
+        self.queue_arn = source.source_arn
         self.handler = handler
-        self.batch_size = batch_size or int(settings["batchSize"])
+        self.batch_size = batch_size or source.batch_size
         if not 1 <= self.batch_size <= 10000:
             raise ValueError(f"batch_size must be 1..10000 (Lambda's SQS limit), got {self.batch_size}")
+        self.report_batch_item_failures = source.report_batch_item_failures
         self.retry_visibility_seconds = retry_visibility_seconds
-        self.region = region or queue_arn.split(":")[3]
-        self.function_name = settings["name"]
-        self.memory_mb = int(settings["memorySize"])
-        self.timeout_seconds = int(settings["timeout"])
+        self.region = self.queue_arn.split(":")[3]
         self.sqs = sqs or boto3.client("sqs", region_name=self.region)
+        self.queue_url = self.sqs.get_queue_url(QueueName=self.queue_arn.rsplit(":", 1)[-1])["QueueUrl"]
 
     # -- one batch ------------------------------------------------------------------------------------
 
@@ -161,18 +128,12 @@ class SqsPoller:
             return stats
         stats.messages_received = len(messages)
         stats.invocations = 1
-        context = LocalLambdaContext(
-            function_name=self.function_name,
-            memory_limit_in_mb=self.memory_mb,
-            timeout_seconds=self.timeout_seconds,
-            region=self.region,
-            account_id=self.queue_arn.split(":")[4],
-        )
+        context = LocalLambdaContext.of(self.function)
         ids = {m["MessageId"] for m in messages}
         failed: set[str]
         try:
             response = self.handler(self.build_event(messages), context)
-            failed = _failed_ids(response, ids)
+            failed = _failed_ids(response, ids) if self.report_batch_item_failures else set()
         except Exception as exc:  # the invocation failed: every message of the batch returns to the queue
             stats.handler_errors = 1
             stats.last_error = f"{type(exc).__name__}: {exc}"

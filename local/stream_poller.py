@@ -1,8 +1,9 @@
 """A local DynamoDB Streams event-source poller: drives the real stream handler like Lambda's ESM.
 
-moto must not run the Lambda event-source mapping (see ../shared/notes/local-aws-facts.md), so
-this module reads the table's stream through the DynamoDB Streams API and invokes the handler
-in-process with the exact Lambda event shape, honouring config/pipeline.yml ``functions.stream``:
+The event source mappings of the template are withheld from moto (local/stack.py ``WITHHELD``: moto would run
+the function in Docker and drain the stream), so this module reads the table's stream through the DynamoDB
+Streams API and invokes the handler in-process with the exact Lambda event shape, honouring the properties of
+the deployed template's stream mapping (``LocalStack.event_source("actualizarComprasStream")``):
 
 * ``batchSize`` records per invocation, per shard, in order; ``startingPosition`` TRIM_HORIZON or
   LATEST (LATEST = records written after the poller was created).
@@ -25,7 +26,7 @@ in-process with the exact Lambda event shape, honouring config/pipeline.yml ``fu
 
 API::
 
-    poller = StreamPoller(stack.table_stream_arn, handler, failure_queue_url=stack.stream_failure_queue_url)
+    poller = StreamPoller(stack.event_source("actualizarComprasStream"), handler)
     stats = poller.run_until_idle()
 """
 
@@ -44,7 +45,7 @@ from typing import Any
 
 import boto3
 
-from local import config
+from local.lambda_context import LocalLambdaContext
 
 log = logging.getLogger(__name__)
 
@@ -53,30 +54,25 @@ Handler = Callable[[dict[str, Any], Any], Any]
 
 @dataclass(frozen=True)
 class StreamPollerSettings:
-    batch_size: int = 100
-    starting_position: str = "TRIM_HORIZON"
-    report_batch_item_failures: bool = True
-    bisect_batch_on_function_error: bool = False
-    maximum_retry_attempts: int = -1
-    maximum_record_age_seconds: int = -1
-    function_name: str = "actualizarComprasStream"
-    timeout_seconds: int = 60
-    memory_size: int = 512
+    """The stream mapping's properties the poller honours (``from_mapping``; overrides for tests)."""
+
+    batch_size: int
+    starting_position: str
+    report_batch_item_failures: bool
+    bisect_batch_on_function_error: bool
+    maximum_retry_attempts: int
+    maximum_record_age_seconds: int
 
     @classmethod
-    def from_config(cls, **overrides: Any) -> StreamPollerSettings:
-        """The settings serverless.yml gives the stream event of the function (config functions.stream)."""
-        s = config.function_settings("stream")
+    def from_mapping(cls, mapping: Any, **overrides: Any) -> StreamPollerSettings:
+        """From a local.stack.EventSourceMapping (the template's, resolved)."""
         settings = cls(
-            batch_size=int(s["batchSize"]),
-            starting_position=str(s["startingPosition"]),
-            report_batch_item_failures=True,
-            bisect_batch_on_function_error=bool(s["bisectBatchOnFunctionError"]),
-            maximum_retry_attempts=int(s["maximumRetryAttempts"]),
-            maximum_record_age_seconds=int(s["maximumRecordAgeInSeconds"]),
-            function_name=str(s["name"]),
-            timeout_seconds=int(s["timeout"]),
-            memory_size=int(s["memorySize"]),
+            batch_size=mapping.batch_size,
+            starting_position=mapping.starting_position or "TRIM_HORIZON",
+            report_batch_item_failures=mapping.report_batch_item_failures,
+            bisect_batch_on_function_error=mapping.bisect_batch_on_function_error,
+            maximum_retry_attempts=mapping.maximum_retry_attempts,
+            maximum_record_age_seconds=mapping.maximum_record_age_seconds,
         )
         return replace(settings, **overrides)
 
@@ -93,28 +89,6 @@ class PollerStats:
     retries: int = 0
     bisections: int = 0
     failure_messages: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass
-class LocalLambdaContext:
-    """The attributes of Lambda's context object that the handlers and Powertools read."""
-
-    function_name: str
-    invoked_function_arn: str
-    memory_limit_in_mb: int
-    timeout_seconds: int
-    function_version: str = "$LATEST"
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    log_group_name: str = ""
-    log_stream_name: str = "local"
-    _deadline: float = field(default=0.0, repr=False)
-
-    def __post_init__(self) -> None:
-        self.log_group_name = self.log_group_name or f"/aws/lambda/{self.function_name}"
-        self._deadline = time.monotonic() + self.timeout_seconds
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
 def to_lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
@@ -164,26 +138,30 @@ class StreamPoller:
 
     def __init__(
         self,
-        stream_arn: str,
+        source: Any,
         handler: Handler,
         settings: StreamPollerSettings | None = None,
         *,
-        failure_queue_url: str | None = None,
-        region: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.stream_arn = stream_arn
+        """``source``: the stream's event source mapping (local.stack.EventSourceMapping): stream, function,
+        on-failure destination; ``settings`` overrides its properties (default: ``from_mapping(source)``)."""
+        self.source = source
+        self.function = source.function
+        self.stream_arn = source.source_arn
         self.handler = handler
-        self.settings = settings or StreamPollerSettings.from_config()
-        self.failure_queue_url = failure_queue_url
-        parts = stream_arn.split(":")
-        self.region = region or parts[3]
-        self.account_id = parts[4]
-        self.function_arn = f"arn:aws:lambda:{self.region}:{self.account_id}:function:{self.settings.function_name}"
+        self.settings = settings or StreamPollerSettings.from_mapping(source)
+        self.region = self.stream_arn.split(":")[3]
+        self.function_arn = self.function.arn
         self.clock = clock
         self.stats = PollerStats()
         self._streams = boto3.client("dynamodbstreams", region_name=self.region)
-        self._sqs = boto3.client("sqs", region_name=self.region) if failure_queue_url else None
+        self._sqs = boto3.client("sqs", region_name=self.region) if source.on_failure_arn else None
+        self.failure_queue_url = (
+            self._sqs.get_queue_url(QueueName=source.on_failure_arn.rsplit(":", 1)[-1])["QueueUrl"]
+            if self._sqs is not None
+            else None
+        )
         self._shards: dict[str, _Shard] = {}
         self._refresh_shards()
 
@@ -279,12 +257,7 @@ class StreamPoller:
     def _invoke(self, records: list[dict[str, Any]]) -> tuple[int | None, bool]:
         """Returns (index of the first record to retry or None when all succeeded, was it a function error)."""
         event = {"Records": [to_lambda_record(r, self.stream_arn) for r in records]}
-        context = LocalLambdaContext(
-            function_name=self.settings.function_name,
-            invoked_function_arn=self.function_arn,
-            memory_limit_in_mb=self.settings.memory_size,
-            timeout_seconds=self.settings.timeout_seconds,
-        )
+        context = LocalLambdaContext.of(self.function)
         self.stats.invocations += 1
         self.stats.records_delivered += len(records)
         try:

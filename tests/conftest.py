@@ -28,7 +28,8 @@ def aws(moto_server, monkeypatch):
 
 @pytest.fixture
 def stack(aws, monkeypatch):
-    """The stage 'test' created from config/pipeline.yml, and the Lambda environment set."""
+    """The stage 'test': its packaged template deployed into moto (local/stack.py), and the deployed ingestion
+    function's environment set."""
     from local.stack import create_stack
 
     created = create_stack(stage="test")
@@ -39,9 +40,8 @@ def stack(aws, monkeypatch):
 
 def pytest_configure(config):
     # Before any handler module is imported: Powertools reads these when a Logger/Metrics is created.
-    from local.config import lambda_environment, stack_names
+    from local import config as pipeline_config
 
-    env = lambda_environment(stack_names("test"))
-    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", env["POWERTOOLS_SERVICE_NAME"])
-    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", env["POWERTOOLS_METRICS_NAMESPACE"])
+    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", pipeline_config.raw_config()["service"])
+    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", pipeline_config.observability()["metricsNamespace"])
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")

@@ -3,10 +3,10 @@
 The report function's zip (tools/build_report_package.py) is built first, under the same lock, into the
 shared directory and passed with `--param=reportArtifact=...`, so the working tree's .build/ is not used.
 
-Packaging runs the real Serverless CLI (osls, node_modules/) offline: telemetry and notifications
-off, no EC2 metadata lookups, fake credentials, output to a temp dir (`--package`), so nothing in
-the working tree changes. Without node_modules the checks fail in CI and are skipped elsewhere
-(`make setup` installs them).
+Packaging runs the real Serverless CLI (osls, node_modules/) offline, as the local stack does
+(local/template.py: telemetry and notifications off, no EC2 metadata lookups, fake credentials), output to a
+temp dir (`--package`), so nothing in the working tree changes. Without node_modules the checks fail in CI
+and are skipped elsewhere (`make setup` installs them).
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ from typing import Any
 
 import pytest
 
+from local import template as local_template
 from tools import build_report_package
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVERLESS = ROOT / "node_modules" / ".bin" / "serverless"
+SERVERLESS = local_template.SERVERLESS
 STAGE = "dev"
 IAM_MODES = ("leastPrivilege", "labRole")
 
@@ -47,21 +48,6 @@ class Packaged:
     @property
     def artifact(self) -> Path:
         return self.directory / "compras.zip"
-
-
-def offline_environment() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(
-        {
-            "SLS_TELEMETRY_DISABLED": "1",
-            "SLS_NOTIFICATIONS_MODE": "off",
-            "AWS_EC2_METADATA_DISABLED": "true",
-            # Packaging never calls AWS; fake credentials keep the SDK from searching for real ones.
-            "AWS_ACCESS_KEY_ID": "packaging-offline",
-            "AWS_SECRET_ACCESS_KEY": "packaging-offline",
-        }
-    )
-    return env
 
 
 def shared_directory(tmp_path_factory) -> Path:
@@ -91,12 +77,8 @@ def report_artifact(shared: Path) -> Path:
 def package(
     out_dir: Path, *, report_zip: Path, stage: str = STAGE, params: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
-    command = [str(SERVERLESS), "package", "--stage", stage, "--package", str(out_dir)]
-    for key, value in {"reportArtifact": str(report_zip), **(params or {})}.items():
-        command.append(f"--param={key}={value}")
-    return subprocess.run(
-        command, cwd=ROOT, env=offline_environment(), capture_output=True, text=True, timeout=300, check=False
-    )
+    params = {"reportArtifact": str(report_zip), **(params or {})}
+    return local_template.run_package(out_dir, stage=stage, params=params)
 
 
 def require_serverless_cli() -> None:

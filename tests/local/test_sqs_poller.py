@@ -63,11 +63,17 @@ def counts(url: str) -> tuple[int, int]:
     return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])
 
 
-def test_batch_size_comes_from_config_and_is_honoured(queue):
+def test_batch_size_comes_from_the_template_mapping_and_is_honoured(queue):
     send(queue, *[f"m{i}" for i in range(12)])
     handler = Recorder()
-    poller = SqsPoller(queue.ingest_queue_url, queue.ingest_queue_arn, handler)
-    assert poller.batch_size == config.function_settings("ingestion")["batchSize"] == 5
+    poller = SqsPoller(queue.event_source("ingestarTickets"), handler)
+    (declared,) = [
+        r["Properties"]
+        for r in queue.template["Resources"].values()
+        if r["Type"] == "AWS::Lambda::EventSourceMapping" and "StartingPosition" not in r["Properties"]
+    ]
+    assert poller.batch_size == declared["BatchSize"] == config.function_settings("ingestion")["batchSize"] == 5
+    assert poller.queue_url == queue.ingest_queue_url
     stats = poller.run_until_empty()
     assert [len(e["Records"]) for e in handler.events] == [5, 5, 2]
     assert (stats.invocations, stats.messages_deleted, stats.messages_failed) == (3, 12, 0)
@@ -77,14 +83,14 @@ def test_batch_size_comes_from_config_and_is_honoured(queue):
 def test_batches_over_ten_take_several_receives(queue):
     send(queue, *[f"m{i}" for i in range(23)])
     handler = Recorder()
-    SqsPoller(queue.ingest_queue_url, queue.ingest_queue_arn, handler, batch_size=20).run_until_empty()
+    SqsPoller(queue.event_source("ingestarTickets"), handler, batch_size=20).run_until_empty()
     assert [len(e["Records"]) for e in handler.events] == [20, 3]
 
 
 def test_event_has_the_lambda_sqs_shape(queue):
     send(queue, '{"hello": "ñ"}', origin="test")
     handler = Recorder()
-    SqsPoller(queue.ingest_queue_url, queue.ingest_queue_arn, handler).run_until_empty()
+    SqsPoller(queue.event_source("ingestarTickets"), handler).run_until_empty()
     [record] = handler.events[0]["Records"]
     assert set(record) == {
         "messageId",
@@ -105,16 +111,17 @@ def test_event_has_the_lambda_sqs_shape(queue):
     assert record["messageAttributes"]["origin"]["stringValue"] == "test"
     assert record["messageAttributes"]["origin"]["dataType"] == "String"
     context = handler.contexts[0]
-    ingestion = config.function_settings("ingestion")
-    assert context.function_name == ingestion["name"] == "ingestarTickets"
-    assert context.memory_limit_in_mb == int(ingestion["memorySize"])
-    assert 0 < context.get_remaining_time_in_millis() <= int(ingestion["timeout"]) * 1000
+    deployed = queue.functions["ingestarTickets"]  # the function as moto's Lambda holds it after the deployment
+    assert context.function_name == deployed.name == "compras-test-ingestarTickets"
+    assert context.invoked_function_arn == deployed.arn
+    assert context.memory_limit_in_mb == deployed.memory_mb == int(config.function_settings("ingestion")["memorySize"])
+    assert 0 < context.get_remaining_time_in_millis() <= deployed.timeout_seconds * 1000
 
 
 def test_only_successful_messages_are_deleted_and_failed_ones_come_back(queue):
     send(queue, "ok-1", "bad", "ok-2")
     handler = Recorder(fail={"bad"})
-    poller = SqsPoller(queue.ingest_queue_url, queue.ingest_queue_arn, handler, retry_visibility_seconds=0)
+    poller = SqsPoller(queue.event_source("ingestarTickets"), handler, retry_visibility_seconds=0)
     first = poller.poll_once()
     assert (first.messages_deleted, first.messages_failed) == (2, 1)
     handler.fail = set()
@@ -127,7 +134,7 @@ def test_only_successful_messages_are_deleted_and_failed_ones_come_back(queue):
 
 def test_without_a_visibility_override_failed_messages_stay_invisible(queue):
     send(queue, "bad")
-    stats = SqsPoller(queue.ingest_queue_url, queue.ingest_queue_arn, Recorder(fail={"bad"})).run_until_empty()
+    stats = SqsPoller(queue.event_source("ingestarTickets"), Recorder(fail={"bad"})).run_until_empty()
     assert stats.messages_failed == 1
     assert counts(queue.ingest_queue_url) == (0, 1)  # back after the queue's visibility timeout (1,800 s)
 
@@ -135,7 +142,7 @@ def test_without_a_visibility_override_failed_messages_stay_invisible(queue):
 @pytest.mark.parametrize("handler", [Recorder(raise_error=True), Recorder(bogus=True)], ids=["raises", "unknown-id"])
 def test_a_failed_invocation_returns_the_whole_batch(queue, handler):
     send(queue, "a", "b")
-    stats = SqsPoller(queue.ingest_queue_url, queue.ingest_queue_arn, handler, retry_visibility_seconds=0).poll_once()
+    stats = SqsPoller(queue.event_source("ingestarTickets"), handler, retry_visibility_seconds=0).poll_once()
     assert (stats.handler_errors, stats.messages_deleted, stats.messages_failed) == (1, 0, 2)
     assert stats.last_error
     assert counts(queue.ingest_queue_url)[0] == 2
@@ -144,9 +151,9 @@ def test_a_failed_invocation_returns_the_whole_batch(queue, handler):
 def test_poison_message_goes_to_the_dlq_after_max_receive_count(queue):
     send(queue, "poison", "fine")
     handler = Recorder(fail={"poison"})
-    stats = SqsPoller(
-        queue.ingest_queue_url, queue.ingest_queue_arn, handler, retry_visibility_seconds=0
-    ).run_until_empty(max_seconds=30)
+    stats = SqsPoller(queue.event_source("ingestarTickets"), handler, retry_visibility_seconds=0).run_until_empty(
+        max_seconds=30
+    )
     max_receives = config.queue_settings()["maxReceiveCount"]
     poison_deliveries = [r for e in handler.events for r in e["Records"] if r["body"] == "poison"]
     assert len(poison_deliveries) == max_receives

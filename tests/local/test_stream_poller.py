@@ -69,22 +69,28 @@ class Recorder:
 
 
 def poller(stack, handler, **overrides):
-    return StreamPoller(
-        stack.table_stream_arn,
-        handler,
-        StreamPollerSettings.from_config(**overrides),
-        failure_queue_url=stack.stream_failure_queue_url,
-    )
+    source = stack.event_source("actualizarComprasStream")
+    return StreamPoller(source, handler, StreamPollerSettings.from_mapping(source, **overrides))
 
 
-def test_settings_come_from_config():
-    s = config.function_settings("stream")
-    settings = StreamPollerSettings.from_config()
-    assert (settings.batch_size, settings.starting_position) == (s["batchSize"], s["startingPosition"])
-    assert settings.bisect_batch_on_function_error is s["bisectBatchOnFunctionError"]
-    assert settings.maximum_retry_attempts == s["maximumRetryAttempts"]
-    assert settings.maximum_record_age_seconds == s["maximumRecordAgeInSeconds"]
-    assert settings.function_name == s["name"] == "actualizarComprasStream"
+def test_settings_come_from_the_template_stream_mapping(stack):
+    """The poller honours the deployed template's mapping, and the context is the deployed function's."""
+    (declared,) = [
+        r["Properties"]
+        for r in stack.template["Resources"].values()
+        if r["Type"] == "AWS::Lambda::EventSourceMapping" and "StartingPosition" in r["Properties"]
+    ]
+    source = stack.event_source("actualizarComprasStream")
+    settings = StreamPollerSettings.from_mapping(source)
+    assert (settings.batch_size, settings.starting_position) == (declared["BatchSize"], declared["StartingPosition"])
+    assert settings.bisect_batch_on_function_error is declared["BisectBatchOnFunctionError"]
+    assert settings.maximum_retry_attempts == declared["MaximumRetryAttempts"]
+    assert settings.maximum_record_age_seconds == declared["MaximumRecordAgeInSeconds"]
+    assert settings.report_batch_item_failures is ("ReportBatchItemFailures" in declared["FunctionResponseTypes"])
+    poller = StreamPoller(source, Recorder())
+    assert poller.stream_arn == stack.table_stream_arn
+    assert poller.failure_queue_url == stack.stream_failure_queue_url
+    assert source.function.name == f"compras-test-{config.function_settings('stream')['name']}"
 
 
 def test_batches_in_order_with_the_lambda_event_shape(stack):
@@ -101,8 +107,8 @@ def test_batches_in_order_with_the_lambda_event_shape(stack):
     assert isinstance(record["dynamodb"]["ApproximateCreationDateTime"], int)
     assert record["dynamodb"]["SequenceNumber"].isdigit()
     context = recorder.contexts[0]
-    assert context.function_name == "actualizarComprasStream"
-    assert context.invoked_function_arn.endswith(":function:actualizarComprasStream")
+    assert context.function_name == "compras-test-actualizarComprasStream"  # the deployed function's name
+    assert context.invoked_function_arn == stack.functions["actualizarComprasStream"].arn
     assert context.get_remaining_time_in_millis() > 0
     assert failure_messages(stack) == []
 
@@ -125,7 +131,7 @@ def test_poison_record_goes_to_the_failure_queue_after_capped_retries(stack):
     assert info["shardId"].startswith("shardId-")
     assert message["requestContext"]["condition"] == "RetryAttemptsExhausted"
     assert message["requestContext"]["approximateInvokeCount"] == 3
-    assert message["requestContext"]["functionArn"].endswith(":function:actualizarComprasStream")
+    assert message["requestContext"]["functionArn"] == stack.functions["actualizarComprasStream"].arn
     assert "functionError" not in message["responseContext"]
 
 
@@ -162,11 +168,11 @@ def test_records_older_than_maximum_age_are_discarded_unprocessed(stack):
     put(stack, "old1", "old2")
     recorder = Recorder()
     later = time.time() + 2 * 3600
+    source = stack.event_source("actualizarComprasStream")
     stats = StreamPoller(
-        stack.table_stream_arn,
+        source,
         recorder,
-        StreamPollerSettings.from_config(maximum_record_age_seconds=3600),
-        failure_queue_url=stack.stream_failure_queue_url,
+        StreamPollerSettings.from_mapping(source, maximum_record_age_seconds=3600),
         clock=lambda: later,
     ).run_until_idle()
     assert recorder.batches == []

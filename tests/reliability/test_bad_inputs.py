@@ -51,9 +51,9 @@ def cold_containers(stack):
 
 
 def ingest(stack, key: str, data: bytes):
-    SqsPoller(stack.ingest_queue_url, stack.ingest_queue_arn, ingestion_handler.handler).run_until_empty()
+    SqsPoller(stack.event_source("ingestarTickets"), ingestion_handler.handler).run_until_empty()
     boto3.client("s3").put_object(Bucket=stack.names.bucket, Key=key, Body=data)
-    return SqsPoller(stack.ingest_queue_url, stack.ingest_queue_arn, ingestion_handler.handler).run_until_empty()
+    return SqsPoller(stack.event_source("ingestarTickets"), ingestion_handler.handler).run_until_empty()
 
 
 def report(stack, key: str) -> dict:
@@ -123,9 +123,7 @@ def test_bad_input(stack, ingestion_logs, name):
     assert got["counts"]["purchases_written"] == len(want_items)
 
     # Stream side: one object per change, each in its own partition, ids decoded back exactly.
-    stream_stats = StreamPoller(
-        stack.table_stream_arn, stream_handler.handler, failure_queue_url=stack.stream_failure_queue_url
-    ).run_until_idle()
+    stream_stats = StreamPoller(stack.event_source("actualizarComprasStream"), stream_handler.handler).run_until_idle()
     assert stream_stats.records_discarded == 0
     listed = boto3.client("s3").list_objects_v2(Bucket=stack.names.bucket, Prefix="compras/").get("Contents", [])
     assert len(listed) == stream_stats.records_read

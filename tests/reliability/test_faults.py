@@ -71,11 +71,9 @@ def put_items(stack, items: list[dict]) -> None:
 
 
 def stream_poller(stack, **overrides) -> StreamPoller:
+    source = stack.event_source("actualizarComprasStream")
     return StreamPoller(
-        stack.table_stream_arn,
-        lambda_runtime(stream_handler.handler),
-        StreamPollerSettings.from_config(**overrides),
-        failure_queue_url=stack.stream_failure_queue_url,
+        source, lambda_runtime(stream_handler.handler), StreamPollerSettings.from_mapping(source, **overrides)
     )
 
 
@@ -193,7 +191,7 @@ def test_poison_record_goes_to_the_failure_queue_and_the_shard_moves_on(stack):
     assert len(messages) == 1
     info = messages[0]["DDBStreamBatchInfo"]
     assert messages[0]["requestContext"]["condition"] == "RetryAttemptsExhausted"
-    retries = StreamPollerSettings.from_config().maximum_retry_attempts
+    retries = stack.event_source("actualizarComprasStream").maximum_retry_attempts
     assert messages[0]["requestContext"]["approximateInvokeCount"] == retries + 1
     streams = boto3.client("dynamodbstreams")
     shard = streams.describe_stream(StreamArn=stack.table_stream_arn)["StreamDescription"]["Shards"][0]
@@ -312,8 +310,7 @@ def assert_bucket_exactly(stack, key: str = UPLOAD_KEY) -> None:
 def sqs_poller(stack) -> SqsPoller:
     # Failed messages reappear at once instead of after the 1,800 s visibility timeout.
     return SqsPoller(
-        stack.ingest_queue_url,
-        stack.ingest_queue_arn,
+        stack.event_source("ingestarTickets"),
         lambda_runtime(ingestion_handler.handler),
         retry_visibility_seconds=0,
     )
@@ -332,7 +329,7 @@ def queue_depth(url: str) -> int:
 
 def drain_test_events(stack) -> None:
     """Drop the s3:TestEvent moto sends when the notification is configured (the handler skips it too)."""
-    SqsPoller(stack.ingest_queue_url, stack.ingest_queue_arn, ingestion_handler.handler).run_until_empty()
+    SqsPoller(stack.event_source("ingestarTickets"), ingestion_handler.handler).run_until_empty()
 
 
 @pytest.fixture

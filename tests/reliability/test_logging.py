@@ -48,11 +48,11 @@ def test_no_customer_row_is_logged_at_info(stack, ingestion_logs):
     clients.reset_clients()
     stream_handler.reset_container_state()
     key = "uploads/logging/tickets.csv"
-    SqsPoller(stack.ingest_queue_url, stack.ingest_queue_arn, ingestion_handler.handler).run_until_empty()
+    SqsPoller(stack.event_source("ingestarTickets"), ingestion_handler.handler).run_until_empty()
     data = csv_bytes()
     boto3.client("s3").put_object(Bucket=stack.names.bucket, Key=key, Body=data)
-    stats = SqsPoller(stack.ingest_queue_url, stack.ingest_queue_arn, ingestion_handler.handler).run_until_empty()
-    StreamPoller(stack.table_stream_arn, stream_handler.handler).run_until_idle()
+    stats = SqsPoller(stack.event_source("ingestarTickets"), ingestion_handler.handler).run_until_empty()
+    StreamPoller(stack.event_source("actualizarComprasStream"), stream_handler.handler).run_until_idle()
     stream_handler.reset_container_state()
 
     assert stats.messages_deleted == 1

@@ -57,7 +57,7 @@ def report_of(stack, key: str) -> dict:
 
 
 def poller(stack) -> SqsPoller:
-    return SqsPoller(stack.ingest_queue_url, stack.ingest_queue_arn, ingestion.handler, retry_visibility_seconds=0)
+    return SqsPoller(stack.event_source("ingestarTickets"), ingestion.handler, retry_visibility_seconds=0)
 
 
 def context() -> LocalLambdaContext:
@@ -81,7 +81,7 @@ def sqs_event(stack, bodies: list[str]) -> dict:
     sqs = clients.client("sqs")
     for body in bodies:
         sqs.send_message(QueueUrl=stack.ingest_queue_url, MessageBody=body)
-    p = SqsPoller(stack.ingest_queue_url, stack.ingest_queue_arn, ingestion.handler, batch_size=10)
+    p = SqsPoller(stack.event_source("ingestarTickets"), ingestion.handler, batch_size=10)
     return p.build_event(p.receive_batch())
 
 

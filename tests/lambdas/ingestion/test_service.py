@@ -93,7 +93,7 @@ def test_throttling_past_the_retries_fails_the_message_and_redelivery_succeeds(e
             raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "BatchWriteItem")
 
     ddb.meta.events.register("before-call.dynamodb.BatchWriteItem", throttle)
-    poller = SqsPoller(env.ingest_queue_url, env.ingest_queue_arn, ingestion.handler, retry_visibility_seconds=0)
+    poller = SqsPoller(env.event_source("ingestarTickets"), ingestion.handler, retry_visibility_seconds=0)
     try:
         upload(env, "uploads/a.csv", SPLIT)
         first = poller.poll_once()
