@@ -117,7 +117,8 @@ def lambda_environment(names: StackNames) -> dict[str, str]:
     Names and prefixes, the Powertools settings, and the tuning values the handlers read
     (ingestion: WRITE_CONCURRENCY, MAX_WRITE_ATTEMPTS, BACKOFF_BASE_SECONDS, BACKOFF_CAP_SECONDS,
     MAX_REPORTED_REJECTIONS;
-    stream: PUT_CONCURRENCY; report: REPORT_MAX_RANGE_DAYS). All values are strings, as Lambda
+    stream: PUT_CONCURRENCY; report: REPORT_MAX_RANGE_DAYS, REPORT_TIMEOUT_SECONDS,
+    REPORT_JOB_MAX_EVENT_AGE_SECONDS, REPORT_PRESIGNED_URL_SECONDS). All values are strings, as Lambda
     passes them.
     """
     cfg = raw_config()
@@ -149,4 +150,7 @@ def lambda_environment(names: StackNames) -> dict[str, str]:
         "MAX_REPORTED_REJECTIONS": str(ingestion["maxReportedRejections"]),
         "PUT_CONCURRENCY": str(stream["putConcurrency"]),
         "REPORT_MAX_RANGE_DAYS": str(report["maxRangeDays"]),
+        "REPORT_TIMEOUT_SECONDS": str(report["timeout"]),
+        "REPORT_JOB_MAX_EVENT_AGE_SECONDS": str(report["jobMaxEventAgeSeconds"]),
+        "REPORT_PRESIGNED_URL_SECONDS": str(report["presignedUrlSeconds"]),
     }

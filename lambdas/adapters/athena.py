@@ -9,6 +9,7 @@ chosen by the column type (bigint -> int, decimal -> Decimal, date -> date, ...;
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -218,6 +219,12 @@ def wait_for_query(
         sleep(min(next(delays), remaining))
 
 
+def _stop_quietly(query_execution_id: str) -> None:
+    """Ask Athena to stop a query we no longer need; a query that already ended cannot be stopped (ignored)."""
+    with contextlib.suppress(Exception):  # best effort while another error is being raised
+        client("athena").stop_query_execution(QueryExecutionId=query_execution_id)
+
+
 def _category(code: int | None) -> str:
     return {1: "system", 2: "user", 3: "other"}.get(code or 0, "unknown")
 
@@ -297,13 +304,73 @@ class AthenaRunner:
         self.monotonic = monotonic
         self.executions: list[QueryResult] = []
 
-    def run(self, name: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        sql = self.query_file.bind(name, QueryParams.of(**params), inline_views=True)
+    def run_all(self, names: Sequence[str], params: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
+        """Run independent named queries at the same time: start every one (in the order given), then wait
+        for each and fetch its rows. The wall time is that of the slowest query, not the sum. When one fails
+        or time runs out, the queries still running are stopped (no Athena work left behind)."""
+        started: list[tuple[str, str]] = []
+        for name in names:
+            sql = self.query_file.bind(name, QueryParams.of(**params), inline_views=True)
+            self._check_time_left(name)
+            started.append(
+                (
+                    name,
+                    start_query(
+                        sql,
+                        workgroup=self.workgroup,
+                        database=self.database,
+                        fallback_output_location=self.fallback_output_location,
+                    ),
+                )
+            )
+        results: dict[str, list[dict[str, Any]]] = {}
+        finished: set[str] = set()
+        try:
+            for name, query_execution_id in started:
+                result = self._finish(name, query_execution_id)
+                finished.add(query_execution_id)
+                self.executions.append(result)
+                results[name] = result.rows
+        except BaseException:
+            for _, query_execution_id in started:
+                if query_execution_id not in finished:
+                    _stop_quietly(query_execution_id)
+            raise
+        return results
+
+    def _check_time_left(self, name: str) -> float:
         remaining = self.deadline - self.monotonic()
         if remaining <= 0:
             raise AthenaQueryTimeout(
                 f"no time left to start Athena query {name}", query_execution_id="", last_state="NOT_STARTED"
             )
+        return remaining
+
+    def _finish(self, name: str, query_execution_id: str) -> QueryResult:
+        execution = wait_for_query(
+            query_execution_id,
+            timeout_seconds=max(self.deadline - self.monotonic(), 0.0),
+            backoff=self.backoff,
+            sleep=self.sleep,
+            monotonic=self.monotonic,
+            label=f"query {name}",
+        )
+        has_header = execution.get("StatementType", "DML") == "DML"
+        columns, types, rows = fetch_results(query_execution_id, has_header=has_header)
+        statistics = execution.get("Statistics", {})
+        return QueryResult(
+            query_execution_id=query_execution_id,
+            columns=columns,
+            types=types,
+            rows=rows,
+            output_location=execution.get("ResultConfiguration", {}).get("OutputLocation"),
+            data_scanned_bytes=int(statistics.get("DataScannedInBytes", 0) or 0),
+            statistics=statistics,
+        )
+
+    def run(self, name: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        sql = self.query_file.bind(name, QueryParams.of(**params), inline_views=True)
+        remaining = self._check_time_left(name)
         result = run_query(
             sql,
             workgroup=self.workgroup,

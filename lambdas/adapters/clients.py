@@ -49,7 +49,15 @@ def hot_client(service: str):
     return boto3.session.Session().client(service, config=_HOT_CONFIG)
 
 
+@cache
+def presigning_client(service: str):
+    """A client for presigned URLs: always Signature Version 4 (S3 still defaults to SigV2 for presigning,
+    which buckets created since 2020 refuse)."""
+    return boto3.session.Session().client(service, config=_CONFIG.merge(Config(signature_version="s3v4")))
+
+
 def reset_clients() -> None:
     """Forget cached clients (tests that change AWS_ENDPOINT_URL between servers)."""
     client.cache_clear()
     hot_client.cache_clear()
+    presigning_client.cache_clear()

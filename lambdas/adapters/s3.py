@@ -11,7 +11,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from lambdas.adapters.clients import client, hot_client
+from lambdas.adapters.clients import client, hot_client, presigning_client
 
 
 class NotStarted(RuntimeError):
@@ -121,3 +121,22 @@ def put_json(bucket: str, key: str, document: Any) -> None:
     """PUT a JSON document (UTF-8, non-ASCII kept; Decimal and datetime written as strings)."""
     body = json.dumps(document, ensure_ascii=False, indent=2, default=str).encode("utf-8")
     client("s3").put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+
+
+def get_json(bucket: str, key: str) -> Any | None:
+    """A JSON object's content, or None when the object does not exist."""
+    try:
+        response = client("s3").get_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+            return None
+        raise
+    return json.loads(response["Body"].read())
+
+
+def presigned_get_url(bucket: str, key: str, *, expires_in: int) -> str:
+    """A URL that GETs the object without AWS credentials for `expires_in` seconds (signed, SigV4, with the
+    caller's credentials: it stops working earlier if those temporary credentials expire first)."""
+    return presigning_client("s3").generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_in
+    )

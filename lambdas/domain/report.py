@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+import secrets
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -51,6 +52,12 @@ class QueryRunner(Protocol):
     def run(self, name: str, params: Mapping[str, Any]) -> list[dict[str, Any]]: ...
 
 
+class ConcurrentQueryRunner(QueryRunner, Protocol):
+    """A runner that can run independent queries at the same time (Athena: start them all, then wait)."""
+
+    def run_all(self, names: Sequence[str], params: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]: ...
+
+
 @dataclass(frozen=True)
 class ReportRequest:
     tenant_id: str
@@ -84,6 +91,25 @@ def _parse_day(name: str, value: Any, problems: list[str]) -> date | None:
     except ValueError as exc:
         problems.append(f"'{name}' is not a valid day: {value!r} ({exc})")
         return None
+
+
+def parse_http_request(path_tenant: Any, query: Mapping[str, Any] | None, *, max_range_days: int) -> ReportRequest:
+    """The request of `GET /reports/{tenant_id}?from=…&to=…`: the tenant is the path's, and only the path's.
+
+    IAM scopes execute-api:Invoke by the route's resource path, so the tenant a caller may read is the one in
+    the path; a `tenant_id` in the query string is refused (never merged, never preferred)."""
+    query = dict(query or {})
+    problems: list[str] = []
+    if "tenant_id" in query:
+        problems.append("'tenant_id' goes in the path (GET /reports/{tenant_id}?from=…&to=…), not in the query string")
+        query.pop("tenant_id")
+    try:
+        request = parse_request({**query, "tenant_id": path_tenant}, max_range_days=max_range_days)
+    except ReportParameterError as error:
+        raise ReportParameterError(problems + error.problems) from None
+    if problems:
+        raise ReportParameterError(problems)
+    return request
 
 
 def parse_request(raw: Mapping[str, Any] | None, *, max_range_days: int) -> ReportRequest:
@@ -321,22 +347,134 @@ def build_report(
 
 
 def generate_report(request: ReportRequest, runner: QueryRunner, *, generated_at: datetime) -> dict[str, Any]:
-    """Run the report's queries through `runner` (bound to the request) and assemble the report."""
+    """Run the report's queries through `runner` (bound to the request) and assemble the report.
+
+    The queries do not depend on each other: a runner with `run_all` (Athena) runs them at the same time;
+    otherwise they run one after the other."""
     params = request.query_params()
-    results = {name: runner.run(name, params) for name in REPORT_QUERIES}
+    run_all = getattr(runner, "run_all", None)
+    if run_all is not None:
+        results = run_all(REPORT_QUERIES, params)
+    else:
+        results = {name: runner.run(name, params) for name in REPORT_QUERIES}
     return build_report(request, results, generated_at=generated_at)
 
 
 # ------------------------------------------------------------------------------------------------ output
 
+# A report's id: its range, the UTC time it was requested (microseconds) and 8 random hex digits, e.g.
+# 2024-05-01_2024-05-31_20240601T090000123456Z_9f86d081. It names the report object and its job status.
+_REPORT_ID = re.compile(r"(\d{4}-\d{2}-\d{2})_(\d{4}-\d{2}-\d{2})_\d{8}T\d{12}Z_[0-9a-f]{8}")
 
-def report_key(prefix: str, encoded_tenant: str, request: ReportRequest, generated_at: datetime) -> str:
-    """`{prefix}{tenant}/{from}_{to}_{UTC timestamp to the microsecond}.json`; `encoded_tenant` must be a safe
-    key segment (lambdas.domain.keys.encode_id)."""
+
+def new_report_id(request: ReportRequest, requested_at: datetime, token: str | None = None) -> str:
+    """A fresh report id (`token`: 8 hex digits, random unless given)."""
+    token = secrets.token_hex(4) if token is None else token
+    stamp = requested_at.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    report_id = f"{request.date_from.isoformat()}_{request.date_to.isoformat()}_{stamp}_{token}"
+    if not _REPORT_ID.fullmatch(report_id):
+        raise ValueError(f"token {token!r} must be 8 lower-case hex digits")
+    return report_id
+
+
+def check_report_id(value: Any) -> str:
+    """A report id from a caller (the polling route); ReportParameterError unless it has the exact shape."""
+    if not isinstance(value, str) or not _REPORT_ID.fullmatch(value):
+        raise ReportParameterError(
+            [f"'report_id' {value!r} is not a report id (YYYY-MM-DD_YYYY-MM-DD_YYYYMMDDTHHMMSSffffffZ_xxxxxxxx)"]
+        )
+    return value
+
+
+def _safe_segment(encoded_tenant: str) -> str:
     if not encoded_tenant or "/" in encoded_tenant or encoded_tenant in (".", ".."):
         raise ValueError(f"tenant segment {encoded_tenant!r} is not a safe key segment")
-    stamp = generated_at.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    return f"{prefix}{encoded_tenant}/{request.date_from.isoformat()}_{request.date_to.isoformat()}_{stamp}.json"
+    return encoded_tenant
+
+
+def report_key(prefix: str, encoded_tenant: str, report_id: str) -> str:
+    """`{prefix}{tenant}/{report_id}.json`; `encoded_tenant` must be a safe key segment
+    (lambdas.domain.keys.encode_id)."""
+    return f"{prefix}{_safe_segment(encoded_tenant)}/{check_report_id(report_id)}.json"
+
+
+def status_key(prefix: str, encoded_tenant: str, report_id: str) -> str:
+    """`{prefix}{tenant}/{report_id}.status.json`: the job status of a report started over HTTP."""
+    return f"{prefix}{_safe_segment(encoded_tenant)}/{check_report_id(report_id)}.status.json"
+
+
+# ------------------------------------------------------------------------------------------------ jobs
+
+PENDING, DONE, FAILED = "pending", "done", "failed"
+
+
+def _utc(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def job_payload(request: ReportRequest, report_id: str) -> dict[str, Any]:
+    """The event of the asynchronous invocation that computes a report started over HTTP."""
+    return {"report_job": {**request_parameters(request), "report_id": report_id}}
+
+
+def request_parameters(request: ReportRequest) -> dict[str, str]:
+    return {"tenant_id": request.tenant_id, "from": request.date_from.isoformat(), "to": request.date_to.isoformat()}
+
+
+def parse_job(event: Mapping[str, Any], *, max_range_days: int) -> tuple[ReportRequest, str]:
+    """(request, report_id) of a job event made by `job_payload`."""
+    job = event.get("report_job")
+    if not isinstance(job, Mapping):
+        raise ReportParameterError(["'report_job' must be an object with tenant_id, from, to and report_id"])
+    job = dict(job)
+    report_id = job.pop("report_id", None)
+    problems: list[str] = []
+    try:
+        check_report_id(report_id)
+    except ReportParameterError as error:
+        problems.extend(error.problems)
+    try:
+        request = parse_request(job, max_range_days=max_range_days)
+    except ReportParameterError as error:
+        raise ReportParameterError(problems + error.problems) from None
+    if problems:
+        raise ReportParameterError(problems)
+    return request, report_id
+
+
+def pending_status(request: ReportRequest, report_id: str, *, requested_at: datetime) -> dict[str, Any]:
+    return {
+        "report_id": report_id,
+        **request_parameters(request),
+        "status": PENDING,
+        "requested_at": _utc(requested_at),
+    }
+
+
+def done_status(pending: Mapping[str, Any], *, location: str, finished_at: datetime) -> dict[str, Any]:
+    return {**pending, "status": DONE, "location": location, "finished_at": _utc(finished_at)}
+
+
+def failed_status(pending: Mapping[str, Any], *, reason: str, finished_at: datetime) -> dict[str, Any]:
+    return {**pending, "status": FAILED, "reason": reason, "finished_at": _utc(finished_at)}
+
+
+def effective_status(status: Mapping[str, Any], *, now: datetime, expiry_seconds: float) -> dict[str, Any]:
+    """The status a caller sees: a job still pending `expiry_seconds` after it was requested can no longer
+    finish (dropped before it ran, or killed by the function's timeout), so it is reported failed."""
+    if status.get("status") != PENDING:
+        return dict(status)
+    requested_at = datetime.fromisoformat(str(status["requested_at"]).replace("Z", "+00:00"))
+    if (now - requested_at).total_seconds() <= expiry_seconds:
+        return dict(status)
+    return failed_status(
+        status,
+        reason=(
+            f"the report job did not finish within {expiry_seconds:g} s of the request (it was not started in "
+            "time or ran out of time): start the report again"
+        ),
+        finished_at=now,
+    )
 
 
 def to_json(report: Mapping[str, Any], *, indent: int | None = None) -> str:

@@ -1,54 +1,49 @@
 """generarReporteCompras: the on-demand purchase report of one tenant and day range, computed on Athena.
 
-Thin: wires the event to lambdas.domain.report (validation, assembly) with lambdas.adapters.athena as the
-query runner, saves the report JSON under REPORTS_PREFIX and returns it with its location.
+Thin: maps each kind of event to lambdas.report.service and the result to a response.
 
-Two ways in:
-* direct invoke (`serverless invoke -f generarReporteCompras --data '{"tenant_id": "...", "from": "YYYY-MM-DD",
-  "to": "YYYY-MM-DD"}'`): returns `{"statusCode": 200, "location": "s3://...", "report": {...}}`, or
-  `{"statusCode": 400, "message": ..., "problems": [...]}` for bad parameters. An Athena failure raises (a
-  function error, with Athena's reason in the message).
-* HTTP API GET (payload 2.0, AWS_IAM auth) with the same names as query string parameters: the same JSON as the
-  response body, status 400 for bad parameters, 502 when a query fails and 504 when time runs out.
+* Direct invoke (`serverless invoke -f generarReporteCompras --data '{"tenant_id": "...", "from": "YYYY-MM-DD",
+  "to": "YYYY-MM-DD"}'`): synchronous; returns `{"statusCode": 200, "report_id", "location": "s3://...",
+  "report": {...}}`, or `{"statusCode": 400, "message": ..., "problems": [...]}` for bad parameters. An Athena
+  failure raises (a function error, with Athena's reason in the message).
+* HTTP API (payload 2.0, AWS_IAM auth), asynchronous because API Gateway cuts requests at 30 s:
+  `GET /reports/{tenant_id}?from=&to=` records a pending job, invokes this function asynchronously with
+  `{"report_job": {...}}` and answers 202 with the report id and its status location;
+  `GET /reports/{tenant_id}/{report_id}` answers the job's status: pending, done (presigned URL) or failed
+  (reason); 404 for an unknown report. The tenant is the path's only (IAM scopes the route by path).
+* `{"report_job": {"tenant_id", "from", "to", "report_id"}}` (the asynchronous invocation): computes the
+  report and records done / failed in the job's status.
 
 Environment: lambdas.shared.settings.Settings (BUCKET_NAME, ATHENA_WORKGROUP, GLUE_DATABASE, REPORTS_PREFIX ...)
-and REPORT_MAX_RANGE_DAYS (config/pipeline.yml functions.report.maxRangeDays).
+and lambdas.report.service.ReportConfig (REPORT_MAX_RANGE_DAYS, REPORT_TIMEOUT_SECONDS,
+REPORT_JOB_MAX_EVENT_AGE_SECONDS, REPORT_PRESIGNED_URL_SECONDS; config/pipeline.yml functions.report).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
+from urllib.parse import quote
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
-from lambdas.adapters import s3
 from lambdas.adapters.athena import AthenaQueryError, AthenaQueryTimeout, AthenaRunner
 from lambdas.domain import queries, report
-from lambdas.domain.keys import encode_id
+from lambdas.report import service
 from lambdas.shared.observability import logger_for, metrics_for
-from lambdas.shared.settings import MissingSettingError, Settings
+from lambdas.shared.settings import Settings
 
 FUNCTION = "generarReporteCompras"
 # Time kept back from the Lambda's remaining time for saving the report and answering.
 SAVE_MARGIN_SECONDS = 10.0
+# How long a poller of a pending report is told to wait before asking again (Retry-After).
+POLL_AFTER_SECONDS = 5
 logger = logger_for(FUNCTION)
 metrics = metrics_for(FUNCTION)
-
-
-def _max_range_days() -> int:
-    raw = os.environ.get("REPORT_MAX_RANGE_DAYS")
-    if not raw or not raw.isdigit() or int(raw) < 1:
-        raise MissingSettingError(
-            f"environment variable REPORT_MAX_RANGE_DAYS must be a positive whole number, got {raw!r}: it comes "
-            "from serverless.yml (config/pipeline.yml functions.report.maxRangeDays) or local.config"
-        )
-    return int(raw)
 
 
 @cache
@@ -61,11 +56,11 @@ def _is_http(event: Any) -> bool:
     return isinstance(event, dict) and event.get("version") == "2.0" and "requestContext" in event
 
 
-def _answer(status: int, payload: dict[str, Any], http: bool) -> dict[str, Any]:
+def _answer(status: int, payload: dict[str, Any], http: bool, headers: dict[str, str] | None = None) -> dict[str, Any]:
     if http:
         return {
             "statusCode": status,
-            "headers": {"content-type": "application/json; charset=utf-8"},
+            "headers": {"content-type": "application/json; charset=utf-8", **(headers or {})},
             "body": json.dumps(payload, ensure_ascii=False),
         }
     return {"statusCode": status, **payload}
@@ -74,43 +69,35 @@ def _answer(status: int, payload: dict[str, Any], http: bool) -> dict[str, Any]:
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: Any, context: Any) -> dict[str, Any]:
-    started = time.monotonic()
-    http = _is_http(event)
-    raw = (APIGatewayProxyEventV2(event).query_string_parameters or {}) if http else event
-    try:
-        request = report.parse_request(raw, max_range_days=_max_range_days())
-    except report.ReportParameterError as error:
-        logger.warning("Report parameters rejected", extra={"problems": error.problems, "http": http})
-        metrics.add_metric(name="ReportsRejected", unit=MetricUnit.Count, value=1)
-        return _answer(400, {"message": str(error), "problems": error.problems}, http)
+    config = service.ReportConfig.from_env()
+    if _is_http(event):
+        http_event = APIGatewayProxyEventV2(event)
+        path = http_event.path_parameters or {}
+        if "report_id" in path:
+            return _http_status(path, config)
+        return _http_start(http_event, path, config, context)
+    if isinstance(event, dict) and "report_job" in event:
+        return _run_job(event, config, context)
+    return _direct(event, config, context)
 
-    settings = Settings.from_env()
-    logger.append_keys(tenant_id=request.tenant_id, date_from=str(request.date_from), date_to=str(request.date_to))
+
+def _rejected(error: report.ReportParameterError, http: bool) -> dict[str, Any]:
+    logger.warning("Report parameters rejected", extra={"problems": error.problems, "http": http})
+    metrics.add_metric(name="ReportsRejected", unit=MetricUnit.Count, value=1)
+    return _answer(400, {"message": str(error), "problems": error.problems}, http)
+
+
+def _runner(settings: Settings, context: Any, started: float) -> AthenaRunner:
     remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else 60.0
-    runner = AthenaRunner(
+    return AthenaRunner(
         query_file=_query_file(),
         workgroup=settings.athena_workgroup,
         database=settings.glue_database,
         deadline=started + remaining - SAVE_MARGIN_SECONDS,
     )
-    generated_at = datetime.now(UTC)
-    try:
-        document = report.generate_report(request, runner, generated_at=generated_at)
-    except (AthenaQueryError, AthenaQueryTimeout) as error:
-        logger.exception("Report query failed")
-        metrics.add_metric(name="ReportsFailed", unit=MetricUnit.Count, value=1)
-        if not http:
-            raise
-        status = 504 if isinstance(error, AthenaQueryTimeout) else 502
-        return _answer(status, {"message": f"the report could not be computed: {error}"}, http)
 
-    key = report.report_key(settings.reports_prefix, encode_id(request.tenant_id), request, generated_at)
-    body = report.to_json(document, indent=2).encode("utf-8")
-    (failure,) = s3.put_objects_parallel(settings.bucket_name, [(key, body)], concurrency=1)
-    if failure is not None:
-        raise failure
-    location = f"s3://{settings.bucket_name}/{key}"
 
+def _generated(runner: AthenaRunner, saved: service.SavedReport, started: float) -> None:
     scanned = sum(result.data_scanned_bytes for result in runner.executions)
     metrics.add_metric(name="ReportsGenerated", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="ReportQueries", unit=MetricUnit.Count, value=len(runner.executions))
@@ -119,10 +106,127 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     logger.info(
         "Report generated",
         extra={
-            "location": location,
-            "purchases": document["totals"]["purchases"],
+            "report_id": saved.report_id,
+            "location": saved.location,
+            "purchases": saved.document["totals"]["purchases"],
             "query_execution_ids": [result.query_execution_id for result in runner.executions],
             "data_scanned_bytes": scanned,
         },
     )
-    return _answer(200, {"location": location, "report": json.loads(body)}, http)
+
+
+def _direct(event: Any, config: service.ReportConfig, context: Any) -> dict[str, Any]:
+    """Direct invoke: compute the report now and return it (synchronous)."""
+    started = time.monotonic()
+    try:
+        request = report.parse_request(event, max_range_days=config.max_range_days)
+    except report.ReportParameterError as error:
+        return _rejected(error, http=False)
+    settings = Settings.from_env()
+    logger.append_keys(tenant_id=request.tenant_id, date_from=str(request.date_from), date_to=str(request.date_to))
+    runner = _runner(settings, context, started)
+    generated_at = datetime.now(UTC)
+    try:
+        saved = service.compute_and_save(
+            request,
+            runner,
+            bucket=settings.bucket_name,
+            reports_prefix=settings.reports_prefix,
+            report_id=report.new_report_id(request, generated_at),
+            generated_at=generated_at,
+        )
+    except (AthenaQueryError, AthenaQueryTimeout):
+        logger.exception("Report query failed")
+        metrics.add_metric(name="ReportsFailed", unit=MetricUnit.Count, value=1)
+        raise
+    _generated(runner, saved, started)
+    return _answer(200, {"report_id": saved.report_id, "location": saved.location, "report": saved.document}, False)
+
+
+def _status_path(tenant_id: str, report_id: str) -> str:
+    return f"/reports/{quote(tenant_id, safe='')}/{report_id}"
+
+
+def _http_start(http_event: APIGatewayProxyEventV2, path: dict[str, str], config: service.ReportConfig, context):
+    """GET /reports/{tenant_id}?from=&to=: record the job, start it asynchronously, answer 202."""
+    try:
+        request = report.parse_http_request(
+            path.get("tenant_id"), http_event.query_string_parameters, max_range_days=config.max_range_days
+        )
+    except report.ReportParameterError as error:
+        return _rejected(error, http=True)
+    settings = Settings.from_env()
+    logger.append_keys(tenant_id=request.tenant_id, date_from=str(request.date_from), date_to=str(request.date_to))
+    try:
+        pending = service.start_job(
+            request,
+            bucket=settings.bucket_name,
+            reports_prefix=settings.reports_prefix,
+            function=context.invoked_function_arn,
+            requested_at=datetime.now(UTC),
+        )
+    except service.JobNotStartedError as error:
+        logger.exception("Report job not started")
+        metrics.add_metric(name="ReportsFailed", unit=MetricUnit.Count, value=1)
+        return _answer(503, {"message": str(error)}, True)
+    metrics.add_metric(name="ReportsStarted", unit=MetricUnit.Count, value=1)
+    location = _status_path(request.tenant_id, pending["report_id"])
+    domain = http_event.request_context.domain_name
+    logger.info("Report job started", extra={"report_id": pending["report_id"]})
+    payload = {
+        "report_id": pending["report_id"],
+        "status": pending["status"],
+        "requested_at": pending["requested_at"],
+        "location": location,
+        "status_url": f"https://{domain}{location}" if domain else None,
+    }
+    return _answer(202, payload, True, {"location": location, "retry-after": str(POLL_AFTER_SECONDS)})
+
+
+def _http_status(path: dict[str, str], config: service.ReportConfig) -> dict[str, Any]:
+    """GET /reports/{tenant_id}/{report_id}: pending, done (presigned URL) or failed (reason); 404 if unknown."""
+    tenant_id = path.get("tenant_id")
+    problems: list[str] = []
+    if not isinstance(tenant_id, str) or not tenant_id:
+        problems.append("'tenant_id' is required (GET /reports/{tenant_id}/{report_id})")
+    try:
+        report_id = report.check_report_id(path.get("report_id"))
+    except report.ReportParameterError as error:
+        problems.extend(error.problems)
+    if problems:
+        return _rejected(report.ReportParameterError(problems), http=True)
+    settings = Settings.from_env()
+    status = service.job_status(
+        tenant_id,
+        report_id,
+        bucket=settings.bucket_name,
+        reports_prefix=settings.reports_prefix,
+        config=config,
+        now=datetime.now(UTC),
+    )
+    if status is None:
+        return _answer(404, {"message": f"no report {report_id!r} of tenant {tenant_id!r}"}, True)
+    headers = {"retry-after": str(POLL_AFTER_SECONDS)} if status["status"] == report.PENDING else None
+    return _answer(200, status, True, headers)
+
+
+def _run_job(event: dict[str, Any], config: service.ReportConfig, context: Any) -> dict[str, Any]:
+    """The asynchronous invocation of a job started over HTTP: compute it, record done / failed."""
+    started = time.monotonic()
+    try:
+        request, report_id = report.parse_job(event, max_range_days=config.max_range_days)
+    except report.ReportParameterError as error:
+        # Only this function makes job events: a malformed one has no status to record.
+        return _rejected(error, http=False)
+    settings = Settings.from_env()
+    logger.append_keys(tenant_id=request.tenant_id, report_id=report_id)
+    runner = _runner(settings, context, started)
+    status, saved, error = service.run_job(
+        request, report_id, runner, bucket=settings.bucket_name, reports_prefix=settings.reports_prefix
+    )
+    if saved is None:
+        logger.error("Report job failed", exc_info=error, extra={"reason": status["reason"]})
+        metrics.add_metric(name="ReportsFailed", unit=MetricUnit.Count, value=1)
+        return {"statusCode": 500, **status}
+    _generated(runner, saved, started)
+    return {"statusCode": 200, **status}

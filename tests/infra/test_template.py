@@ -130,10 +130,49 @@ def test_stream_event_source_matches_config(template):
     assert mapping["DestinationConfig"] == {"OnFailure": {"Destination": {"Fn::GetAtt": ["StreamFailureQueue", "Arn"]}}}
 
 
-def test_report_route_is_get_with_iam_authorization(template):
-    (route,) = cfn.resources(template, "AWS::ApiGatewayV2::Route").values()
-    assert route["Properties"]["RouteKey"] == f"GET {config.function_settings('report')['httpPath']}"
-    assert route["Properties"]["AuthorizationType"] == "AWS_IAM"
+def test_report_routes_are_get_with_iam_authorization_and_the_tenant_in_the_path(template):
+    settings = config.function_settings("report")
+    routes = {
+        r["Properties"]["RouteKey"]: r["Properties"]
+        for r in cfn.resources(template, "AWS::ApiGatewayV2::Route").values()
+    }
+    assert set(routes) == {f"GET {settings['httpPath']}", f"GET {settings['statusHttpPath']}"}
+    assert set(routes) == {"GET /reports/{tenant_id}", "GET /reports/{tenant_id}/{report_id}"}
+    for props in routes.values():
+        assert props["AuthorizationType"] == "AWS_IAM"
+
+
+def test_report_routes_are_throttled_from_config(template):
+    settings = config.function_settings("report")
+    (stage,) = cfn.resources(template, "AWS::ApiGatewayV2::Stage").values()
+    defaults = stage["Properties"]["DefaultRouteSettings"]
+    assert defaults["ThrottlingRateLimit"] == settings["throttlingRateLimit"]
+    assert defaults["ThrottlingBurstLimit"] == settings["throttlingBurstLimit"]
+    assert "RouteSettings" not in stage["Properties"]  # nothing overrides the default per route
+
+
+def test_report_concurrency_is_reserved_from_config_except_in_lab_role_mode(packaged):
+    settings = config.function_settings("report")
+    least = function(packaged["leastPrivilege"].template, "report")
+    assert least["ReservedConcurrentExecutions"] == settings["reservedConcurrency"]
+    assert "ReservedConcurrentExecutions" not in function(packaged["labRole"].template, "report")
+    for block in ("ingestion", "stream"):  # bounded by their event sources instead
+        assert "ReservedConcurrentExecutions" not in function(packaged["leastPrivilege"].template, block)
+
+
+def test_report_jobs_are_asynchronous_self_invocations_never_retried(packaged):
+    settings = config.function_settings("report")
+    for mode in ("leastPrivilege", "labRole"):
+        (invoke_config,) = cfn.resources(packaged[mode].template, "AWS::Lambda::EventInvokeConfig").values()
+        props = invoke_config["Properties"]
+        assert props["FunctionName"] == {"Ref": FUNCTIONS["report"][0]}
+        assert props["MaximumRetryAttempts"] == 0
+        assert props["MaximumEventAgeInSeconds"] == settings["jobMaxEventAgeSeconds"]
+    policy = cfn.resource(packaged["leastPrivilege"].template, "ReportSelfInvokePolicy")["Properties"]
+    assert policy["Roles"] == [{"Ref": "ReportRole"}]
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert statement["Action"] == ["lambda:InvokeFunction"]
+    assert statement["Resource"] == [{"Fn::GetAtt": [FUNCTIONS["report"][0], "Arn"]}]
 
 
 def test_package_holds_only_the_lambda_code(packaged):

@@ -338,3 +338,71 @@ def test_runner_refuses_to_start_after_the_deadline(stack):
     params = {"tenant_id": "t", "date_from": "2024-01-01", "date_to": "2024-01-02"}
     with pytest.raises(athena.AthenaQueryTimeout, match="no time left to start Athena query top_productos"):
         runner.run("top_productos", params)
+
+
+class AthenaCalls:
+    """Records the Athena operations the shared client sends, in order (botocore's before-call event)."""
+
+    def __init__(self) -> None:
+        self.operations: list[str] = []
+        self._client = client("athena")
+
+    def _record(self, model, **_):
+        self.operations.append(model.name)
+
+    def __enter__(self):
+        self._client.meta.events.register("before-call.athena", self._record)
+        return self
+
+    def __exit__(self, *exc):
+        self._client.meta.events.unregister("before-call.athena", self._record)
+
+
+def _runner(stack, clock, seconds=600):
+    return athena.AthenaRunner(
+        query_file=queries.load(),
+        workgroup=stack.names.athena_workgroup,
+        database=stack.names.glue_database,
+        deadline=clock.now + seconds,
+        monotonic=clock.monotonic,
+        sleep=clock.sleep,
+        backoff=athena.Backoff(initial=1, maximum=1),
+    )
+
+
+REPORT_PARAMS = {"tenant_id": "t", "date_from": "2024-01-01", "date_to": "2024-01-31"}
+NAMES = ("tendencias_diarias", "top_productos", "top_categorias", "pares_productos")
+
+
+@pytest.mark.integration
+def test_run_all_starts_every_query_before_waiting_for_any(stack, aws, slow_queries):
+    """Independent queries run at the same time on Athena: all four are started, then waited for, so the wall
+    time is the slowest query's, not the sum. (moto advances a query per poll, not per second, so the proof is
+    the order of the calls: every StartQueryExecution precedes the first GetQueryExecution.)"""
+    slow_queries(2)  # each execution: 2 polls QUEUED, 2 RUNNING, then SUCCEEDED
+    for day in ("2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"):
+        queue_results(aws, [athena_row("dia"), athena_row(day)], [athena_column("dia", "varchar")])
+    clock = FakeClock()
+    runner = _runner(stack, clock)
+    with AthenaCalls() as calls:
+        results = runner.run_all(NAMES, REPORT_PARAMS)
+    starts = [i for i, op in enumerate(calls.operations) if op == "StartQueryExecution"]
+    assert len(starts) == 4 and max(starts) < calls.operations.index("GetQueryExecution")
+    # Results belong to their own query (moto hands queued results out in start order).
+    assert {name: rows[0]["dia"] for name, rows in results.items()} == dict(
+        zip(NAMES, ("2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"), strict=True)
+    )
+    assert len(runner.executions) == 4
+
+
+@pytest.mark.integration
+def test_run_all_stops_the_other_queries_when_one_fails(stack, slow_queries):
+    slow_queries(1000)  # nothing finishes: the first wait hits the deadline
+    clock = FakeClock()
+    runner = _runner(stack, clock, seconds=3)
+    with pytest.raises(athena.AthenaQueryTimeout, match="query tendencias_diarias"):
+        runner.run_all(NAMES, REPORT_PARAMS)
+    athena_client = client("athena")
+    ids = athena_client.list_query_executions(WorkGroup=stack.names.athena_workgroup)["QueryExecutionIds"]
+    states = {athena_client.get_query_execution(QueryExecutionId=i)["QueryExecution"]["Status"]["State"] for i in ids}
+    assert len(ids) == 4 and states == {"CANCELLED"}

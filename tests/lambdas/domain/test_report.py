@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -226,15 +228,102 @@ def test_generate_report_runs_each_report_query_bound_to_the_request():
 # ------------------------------------------------------------------------------------------- output
 
 
-def test_report_key():
-    key = report.report_key("reports/", "tienda~2F1", REQUEST, NOW)
-    assert key == "reports/tienda~2F1/2024-01-01_2024-01-04_20240301T120005123456Z.json"
+class ConcurrentRunner(RecordingRunner):
+    """Offers run_all; proves the queries are in flight together: every query waits at a barrier sized to the
+    number of queries, which only opens when all of them have been started (a one-by-one run times out)."""
+
+    def run_all(self, names, params):
+        barrier = threading.Barrier(len(names), timeout=5)
+
+        def one(name):
+            barrier.wait()
+            return name, self.run(name, params)
+
+        with ThreadPoolExecutor(max_workers=len(names)) as pool:
+            return dict(pool.map(one, names))
+
+
+def test_generate_report_runs_the_independent_queries_together_when_the_runner_can():
+    runner = ConcurrentRunner(results())
+    doc = report.generate_report(REQUEST, runner, generated_at=NOW)
+    assert sorted(name for name, _ in runner.calls) == sorted(report.REPORT_QUERIES)
+    assert doc == report.build_report(REQUEST, results(), generated_at=NOW)
+
+
+# ------------------------------------------------------------------------------------------- output
+
+REPORT_ID = "2024-01-01_2024-01-04_20240301T120005123456Z_0a1b2c3d"
+
+
+def test_report_id_and_keys():
+    assert report.new_report_id(REQUEST, NOW, token="0a1b2c3d") == REPORT_ID
+    fresh = {report.new_report_id(REQUEST, NOW) for _ in range(50)}
+    assert len(fresh) == 50 and all(report.check_report_id(i) == i for i in fresh)
+    assert report.report_key("reports/", "tienda~2F1", REPORT_ID) == f"reports/tienda~2F1/{REPORT_ID}.json"
+    assert report.status_key("reports/", "tienda~2F1", REPORT_ID) == f"reports/tienda~2F1/{REPORT_ID}.status.json"
 
 
 @pytest.mark.parametrize("segment", ["", "a/b", "..", "."])
 def test_report_key_refuses_unsafe_segments(segment):
     with pytest.raises(ValueError, match="not a safe key segment"):
-        report.report_key("reports/", segment, REQUEST, NOW)
+        report.report_key("reports/", segment, REPORT_ID)
+
+
+@pytest.mark.parametrize(
+    "value", [None, "", "latest", "../" + REPORT_ID, REPORT_ID + ".json", REPORT_ID.upper(), REPORT_ID + "0", 7]
+)
+def test_report_ids_from_callers_must_have_the_exact_shape(value):
+    with pytest.raises(ReportParameterError, match="is not a report id"):
+        report.check_report_id(value)
+
+
+# ------------------------------------------------------------------------------------------- HTTP and jobs
+
+
+def test_http_request_reads_the_tenant_from_the_path_only():
+    query = {"from": "2024-01-01", "to": "2024-01-04"}
+    assert report.parse_http_request("tienda 1", query, max_range_days=MAX_DAYS) == ReportRequest(
+        "tienda 1", date(2024, 1, 1), date(2024, 1, 4)
+    )
+    with pytest.raises(ReportParameterError) as refused:
+        report.parse_http_request("tienda-1", {**query, "tenant_id": "tienda-2"}, max_range_days=MAX_DAYS)
+    assert refused.value.problems == [
+        "'tenant_id' goes in the path (GET /reports/{tenant_id}?from=…&to=…), not in the query string"
+    ]
+    with pytest.raises(ReportParameterError) as missing:
+        report.parse_http_request(None, {"tenant_id": "tienda-2", "from": "x"}, max_range_days=MAX_DAYS)
+    assert missing.value.problems[0].startswith("'tenant_id' goes in the path")
+    assert "'tenant_id' is required" in missing.value.problems
+    assert any("'to' is required" in p for p in missing.value.problems)
+
+
+def test_job_payload_round_trips_and_bad_jobs_are_refused():
+    request, report_id = report.parse_job(report.job_payload(REQUEST, REPORT_ID), max_range_days=MAX_DAYS)
+    assert (request, report_id) == (REQUEST, REPORT_ID)
+    with pytest.raises(ReportParameterError, match="is not a report id"):
+        report.parse_job({"report_job": {**report.request_parameters(REQUEST)}}, max_range_days=MAX_DAYS)
+    with pytest.raises(ReportParameterError, match="'report_job' must be an object"):
+        report.parse_job({"report_job": "x"}, max_range_days=MAX_DAYS)
+
+
+def test_job_statuses_and_expiry():
+    pending = report.pending_status(REQUEST, REPORT_ID, requested_at=NOW)
+    assert pending == {
+        "report_id": REPORT_ID,
+        "tenant_id": REQUEST.tenant_id,
+        "from": "2024-01-01",
+        "to": "2024-01-04",
+        "status": "pending",
+        "requested_at": "2024-03-01T12:00:05.123456Z",
+    }
+    later = NOW + timedelta(seconds=100)
+    assert report.done_status(pending, location="s3://b/k", finished_at=later)["status"] == "done"
+    failed = report.failed_status(pending, reason="boom", finished_at=later)
+    assert (failed["status"], failed["reason"]) == ("failed", "boom")
+    assert report.effective_status(pending, now=later, expiry_seconds=100) == pending
+    expired = report.effective_status(pending, now=later + timedelta(microseconds=1), expiry_seconds=100)
+    assert expired["status"] == "failed" and "did not finish within 100 s" in expired["reason"]
+    assert report.effective_status(failed, now=later + timedelta(days=9), expiry_seconds=100) == failed
 
 
 def test_json_writes_money_as_numbers_with_exact_digits():

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import copy
 import json
+import urllib.request
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from botocore.stub import ANY, Stubber
 
 from lambdas.adapters import athena
 from lambdas.adapters.clients import client
 from lambdas.domain import report
 from lambdas.report import handler as report_handler
+from lambdas.report import service
 from tests.lambdas.adapters.test_athena import athena_column, athena_row, queue_results
 
 EVENTS = Path(report_handler.__file__).parent / "events"
@@ -41,11 +45,49 @@ def sample(name: str) -> dict:
     return json.loads((EVENTS / name).read_text(encoding="utf-8"))
 
 
-def http_event(**params) -> dict:
+def http_event(tenant: str | None = None, **params) -> dict:
+    """GET /reports/{tenant_id}?… (the start route) with `tenant` in the path and `params` in the query."""
     event = copy.deepcopy(sample("http_get.json"))
     event["queryStringParameters"] = params or None
     event["rawQueryString"] = "&".join(f"{k}={v}" for k, v in params.items())
+    event["pathParameters"] = {"tenant_id": tenant} if tenant is not None else None
     return event
+
+
+def status_event(tenant: str, report_id: str) -> dict:
+    """GET /reports/{tenant_id}/{report_id} (the polling route)."""
+    event = copy.deepcopy(sample("http_status.json"))
+    event["pathParameters"] = {"tenant_id": tenant, "report_id": report_id}
+    return event
+
+
+class SelfInvocations:
+    """Lambda cannot run in moto: stubs lambda:Invoke on the shared client and records each request's
+    parameters (the payload decoded), answering like Lambda does for a queued event (202), or refusing."""
+
+    def __init__(self, refuse: bool = False) -> None:
+        self.calls: list[dict] = []
+        self.refuse = refuse
+        self._client = client("lambda")
+        self._stubber = Stubber(self._client)
+
+    def _record(self, params, **_):
+        self.calls.append({**params, "Payload": json.loads(params["Payload"])})
+
+    def __enter__(self):
+        self._client.meta.events.register("before-parameter-build.lambda.Invoke", self._record)
+        for _ in range(5):
+            if self.refuse:
+                self._stubber.add_client_error("invoke", "TooManyRequestsException", "Rate exceeded", 429)
+            else:
+                expected = {"FunctionName": LambdaContext.invoked_function_arn, "InvocationType": "Event"}
+                self._stubber.add_response("invoke", {"StatusCode": 202}, {**expected, "Payload": ANY})
+        self._stubber.activate()
+        return self
+
+    def __exit__(self, *exc):
+        self._stubber.deactivate()
+        self._client.meta.events.unregister("before-parameter-build.lambda.Invoke", self._record)
 
 
 def queue_report_rows(aws, tenant: str) -> None:
@@ -92,18 +134,18 @@ def report_keys(bucket: str) -> list[str]:
 
 
 @pytest.mark.integration
-def test_http_get_returns_the_report_and_saves_it(stack, aws):
+def test_direct_invoke_returns_the_report_and_saves_it(stack, aws):
     queue_report_rows(aws, "valencia-ruzafa")
-    response = report_handler.handler(sample("http_get.json"), LambdaContext())
+    response = report_handler.handler(sample("invoke.json"), LambdaContext())
     assert response["statusCode"] == 200
-    assert response["headers"]["content-type"].startswith("application/json")
-    body = json.loads(response["body"], parse_float=Decimal)
-    location = body["location"]
-    assert location.startswith(f"s3://{stack.names.bucket}/reports/valencia-ruzafa/2024-05-01_2024-05-31_")
-    assert location.endswith(".json")
-    assert json.loads(saved_object(location), parse_float=Decimal) == body["report"]
+    location = response["location"]
+    assert location == f"s3://{stack.names.bucket}/reports/valencia-ruzafa/{response['report_id']}.json"
+    assert response["report_id"].startswith("2024-05-01_2024-05-31_")
+    assert json.loads(saved_object(location), parse_float=Decimal) == json.loads(
+        json.dumps(response["report"]), parse_float=Decimal
+    )
 
-    doc = body["report"]
+    doc = json.loads(json.dumps(response["report"]), parse_float=Decimal)
     assert (doc["tenant_id"], doc["from"], doc["to"], doc["days"]) == (
         "valencia-ruzafa",
         "2024-05-01",
@@ -123,6 +165,127 @@ def test_http_get_returns_the_report_and_saves_it(stack, aws):
     }
     assert doc["top_categories"][0]["categoria"] == "Lácteos"
     assert doc["top_pairs"][0]["nombre_a"] == "Leche semidesnatada 1 L"
+
+
+@pytest.mark.integration
+def test_http_get_starts_a_job_that_the_caller_polls_until_a_presigned_url(stack, aws):
+    with SelfInvocations() as invocations:
+        started = report_handler.handler(sample("http_get.json"), LambdaContext())
+    assert started["statusCode"] == 202
+    body = json.loads(started["body"])
+    report_id = body["report_id"]
+    assert body["status"] == "pending"
+    assert body["location"] == started["headers"]["location"] == f"/reports/valencia-ruzafa/{report_id}"
+    assert body["status_url"] == f"https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com{body['location']}"
+    # The job is an asynchronous invocation of the function itself, carrying the validated request.
+    (call,) = invocations.calls
+    assert call["FunctionName"] == LambdaContext.invoked_function_arn
+    assert call["InvocationType"] == "Event"
+    assert call["Payload"] == {
+        "report_job": {"tenant_id": "valencia-ruzafa", "from": "2024-05-01", "to": "2024-05-31", "report_id": report_id}
+    }
+    assert athena_executions(stack) == []  # nothing computed before the job runs
+
+    pending = report_handler.handler(status_event("valencia-ruzafa", report_id), LambdaContext())
+    assert pending["statusCode"] == 200 and pending["headers"]["retry-after"] == "5"
+    assert json.loads(pending["body"])["status"] == "pending"
+
+    # What Lambda would run: the worker, with the payload that was queued.
+    queue_report_rows(aws, "valencia-ruzafa")
+    finished = report_handler.handler(call["Payload"], LambdaContext())
+    assert finished["statusCode"] == 200 and finished["status"] == "done"
+    assert len(athena_executions(stack)) == len(report.REPORT_QUERIES)
+
+    done = json.loads(report_handler.handler(status_event("valencia-ruzafa", report_id), LambdaContext())["body"])
+    assert done["status"] == "done"
+    assert done["location"] == f"s3://{stack.names.bucket}/reports/valencia-ruzafa/{report_id}.json"
+    assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in done["url"] and "X-Amz-Signature=" in done["url"]
+    assert f"X-Amz-Expires={service.ReportConfig.from_env().presigned_url_seconds}" in done["url"]
+    with urllib.request.urlopen(done["url"], timeout=10) as response:  # no credentials: the URL is the grant
+        fetched = json.loads(response.read(), parse_float=Decimal)
+    assert fetched["tenant_id"] == "valencia-ruzafa"
+    assert fetched["totals"]["revenue"] == Decimal("13.49")
+
+
+@pytest.mark.integration
+def test_a_failed_job_is_polled_as_failed_with_the_reason(stack, aws):
+    with SelfInvocations() as invocations:
+        started = json.loads(report_handler.handler(sample("http_get.json"), LambdaContext())["body"])
+    short = LambdaContext(remaining_ms=int(report_handler.SAVE_MARGIN_SECONDS * 1000) - 1)
+    worker = report_handler.handler(invocations.calls[0]["Payload"], short)
+    assert worker["statusCode"] == 500 and worker["status"] == "failed"
+    polled = json.loads(
+        report_handler.handler(status_event("valencia-ruzafa", started["report_id"]), LambdaContext())["body"]
+    )
+    assert polled["status"] == "failed"
+    assert "no time left to start Athena query" in polled["reason"]
+    assert "url" not in polled
+
+
+@pytest.mark.integration
+def test_a_job_lambda_refuses_to_queue_is_503_and_recorded_failed(stack):
+    with SelfInvocations(refuse=True):
+        response = report_handler.handler(sample("http_get.json"), LambdaContext())
+    assert response["statusCode"] == 503
+    assert "Rate exceeded" in json.loads(response["body"])["message"]
+    (status_key,) = [k for k in report_keys(stack.names.bucket) if k.endswith(".status.json")]
+    status = json.loads(client("s3").get_object(Bucket=stack.names.bucket, Key=status_key)["Body"].read())
+    assert status["status"] == "failed" and "could not be started" in status["reason"]
+
+
+@pytest.mark.integration
+def test_a_job_still_pending_after_it_could_have_finished_is_reported_failed(stack, monkeypatch):
+    with SelfInvocations():
+        started = json.loads(report_handler.handler(sample("http_get.json"), LambdaContext())["body"])
+    config = service.ReportConfig.from_env()
+    expiry = config.job_max_event_age_seconds + config.timeout_seconds
+    settings = dict(bucket=stack.names.bucket, reports_prefix="reports/", config=config)
+    requested = datetime.fromisoformat(started["requested_at"].replace("Z", "+00:00"))
+    at_expiry = service.job_status(
+        "valencia-ruzafa", started["report_id"], now=requested + timedelta(seconds=expiry), **settings
+    )
+    assert at_expiry["status"] == "pending"
+    later = service.job_status(
+        "valencia-ruzafa", started["report_id"], now=requested + timedelta(seconds=expiry + 1), **settings
+    )
+    assert later["status"] == "failed" and f"did not finish within {expiry} s" in later["reason"]
+
+
+@pytest.mark.integration
+def test_polling_another_tenant_or_an_unknown_id_is_404_and_a_bad_id_400(stack):
+    with SelfInvocations():
+        started = json.loads(report_handler.handler(sample("http_get.json"), LambdaContext())["body"])
+    report_id = started["report_id"]
+    other = report_handler.handler(status_event("madrid-centro", report_id), LambdaContext())
+    assert other["statusCode"] == 404
+    unknown = report_id[:-8] + ("0" * 8 if not report_id.endswith("0" * 8) else "1" * 8)
+    assert report_handler.handler(status_event("valencia-ruzafa", unknown), LambdaContext())["statusCode"] == 404
+    for bad in ("../x", "latest", report_id + ".json"):
+        response = report_handler.handler(status_event("valencia-ruzafa", bad), LambdaContext())
+        assert response["statusCode"] == 400
+        assert "is not a report id" in json.loads(response["body"])["message"]
+
+
+@pytest.mark.integration
+def test_http_tenant_comes_from_the_path_only(stack):
+    with SelfInvocations() as invocations:
+        refused = report_handler.handler(
+            http_event("valencia-ruzafa", tenant_id="madrid-centro", **{"from": "2024-05-01", "to": "2024-05-31"}),
+            LambdaContext(),
+        )
+        assert refused["statusCode"] == 400
+        assert "'tenant_id' goes in the path" in json.loads(refused["body"])["message"]
+        assert invocations.calls == [] and report_keys(stack.names.bucket) == []
+        accepted = report_handler.handler(
+            http_event("madrid-centro", **{"from": "2024-05-01", "to": "2024-05-31"}), LambdaContext()
+        )
+    assert accepted["statusCode"] == 202
+    assert invocations.calls[0]["Payload"]["report_job"]["tenant_id"] == "madrid-centro"
+    assert all(key.startswith("reports/madrid-centro/") for key in report_keys(stack.names.bucket))
+
+
+def athena_executions(stack) -> list[str]:
+    return client("athena").list_query_executions(WorkGroup=stack.names.athena_workgroup)["QueryExecutionIds"]
 
 
 @pytest.mark.integration
@@ -179,25 +342,25 @@ def test_bad_parameters_are_400_with_the_reason(stack, params, problem):
     assert any(problem in p for p in direct["problems"])
     assert problem in direct["message"]
 
-    http = report_handler.handler(http_event(**params), LambdaContext())
+    query = {k: v for k, v in params.items() if k != "tenant_id"}
+    with SelfInvocations() as invocations:
+        http = report_handler.handler(http_event(params.get("tenant_id"), **query), LambdaContext())
     assert http["statusCode"] == 400
     assert json.loads(http["body"])["problems"] == direct["problems"]
+    assert invocations.calls == []
     assert report_keys(stack.names.bucket) == []
 
 
 @pytest.mark.integration
 def test_http_get_without_query_string_is_400(stack):
-    response = report_handler.handler(http_event(), LambdaContext())
+    response = report_handler.handler(http_event("valencia-ruzafa"), LambdaContext())
     assert response["statusCode"] == 400
-    assert "'tenant_id' is required" in json.loads(response["body"])["message"]
+    assert "'from' is required" in json.loads(response["body"])["message"]
 
 
 @pytest.mark.integration
-def test_running_out_of_time_is_504_over_http_and_an_error_on_invoke(stack):
+def test_running_out_of_time_on_direct_invoke_is_an_error(stack):
     short = LambdaContext(remaining_ms=int(report_handler.SAVE_MARGIN_SECONDS * 1000) - 1)
-    response = report_handler.handler(sample("http_get.json"), short)
-    assert response["statusCode"] == 504
-    assert "no time left to start Athena query" in json.loads(response["body"])["message"]
-    with pytest.raises(athena.AthenaQueryTimeout):
+    with pytest.raises(athena.AthenaQueryTimeout, match="no time left to start Athena query"):
         report_handler.handler(sample("invoke.json"), short)
     assert report_keys(stack.names.bucket) == []
