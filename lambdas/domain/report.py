@@ -17,6 +17,8 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Protocol
 
+from lambdas.domain import limits
+
 # The named queries of athena-queries.sql the report is built from.
 DAILY_QUERY = "tendencias_diarias"
 TOP_PRODUCTS_QUERY = "top_productos"
@@ -135,6 +137,14 @@ def parse_request(raw: Mapping[str, Any] | None, *, max_range_days: int) -> Repo
         tenant = None
     elif any(ord(ch) < 32 or ord(ch) == 127 for ch in tenant):
         problems.append("'tenant_id' contains control characters")
+        tenant = None
+    elif limits.encoded_length(tenant) >= limits.ID_BUDGET:
+        # No purchase of such a store can be exported (lambdas/domain/limits.py), and its report key would not
+        # fit S3's key length either.
+        problems.append(
+            f"'tenant_id' takes {limits.encoded_length(tenant)} characters once encoded for S3 keys; no store "
+            f"with an id of {limits.ID_BUDGET} or more can have exported purchases"
+        )
         tenant = None
 
     date_from = _parse_day("from", raw.get("from"), problems)

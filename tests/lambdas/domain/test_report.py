@@ -334,3 +334,14 @@ def test_json_writes_money_as_numbers_with_exact_digits():
     assert '"revenue": 30.01' in text
     assert '"average_basket": 10' in text
     assert parsed["daily"][1]["revenue"] == 0
+
+
+def test_tenant_ids_whose_report_keys_cannot_fit_are_refused():
+    from lambdas.domain import keys, limits
+
+    fits = "ñ" * ((limits.ID_BUDGET - 1) // 6)  # ñ is 2 UTF-8 bytes -> 6 characters encoded
+    request = parse({"tenant_id": fits, "from": "2024-01-01", "to": "2024-01-04"})
+    report_id = report.new_report_id(request, NOW)
+    assert len(report.status_key("reports/", keys.encode_id(fits), report_id).encode()) <= limits.S3_MAX_KEY_BYTES
+    with pytest.raises(ReportParameterError, match="once encoded for S3 keys"):
+        parse({"tenant_id": "ñ" * 200, "from": "2024-01-01", "to": "2024-01-04"})
