@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import json
 import re
+import subprocess
 import zipfile
 
 import pytest
@@ -414,6 +415,43 @@ def test_every_alarm_notifies_the_topic_and_email_is_optional(template, prod_tem
     assert template["Conditions"]["HasAlarmEmail"] == {"Fn::Not": [{"Fn::Equals": ["", ""]}]}
     assert prod_template["Conditions"]["HasAlarmEmail"] == {"Fn::Not": [{"Fn::Equals": ["ops@example.com", ""]}]}
     assert cfn.resource(prod_template, "AlarmEmailSubscription")["Properties"]["Endpoint"] == "ops@example.com"
+
+
+def test_outputs_say_who_gets_the_alarms_or_how_to_subscribe(template, prod_template):
+    condition, _, nobody = template["Outputs"]["AlarmSubscription"]["Value"]["Fn::If"]
+    assert condition == "HasAlarmEmail"
+    assert nobody["Fn::Sub"].startswith("NOBODY receives the alarms")
+    assert "aws sns subscribe --region ${AWS::Region} --topic-arn ${AlarmTopic} --protocol email" in nobody["Fn::Sub"]
+    _, prod_subscribed, _ = prod_template["Outputs"]["AlarmSubscription"]["Value"]["Fn::If"]
+    assert prod_subscribed["Fn::Sub"].startswith("ops@example.com is subscribed to ${AlarmTopic}")
+
+
+def test_packaging_prod_without_alarm_email_warns_how_to_subscribe(tmp_path_factory):
+    require_serverless_cli()
+    shared = shared_directory(tmp_path_factory)
+    with (shared / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one Serverless CLI at a time in the service directory
+        done = package(
+            tmp_path_factory.mktemp("package-prod-no-email"), report_zip=report_artifact(shared), stage="prod"
+        )
+    assert done.returncode == 0, done.stdout + done.stderr
+    output = done.stdout + done.stderr
+    assert 'alarmEmail: The alarm topic of stage "prod" has no subscriber' in output
+    assert "aws sns subscribe --region us-east-1 --protocol email" in output
+
+
+def test_the_alarm_email_check_warns_for_production_stages_only():
+    script = (
+        "const {check} = require('./tools/alarm_email_check.js');"
+        "console.log(JSON.stringify(["
+        "check({stage: 'prod', region: 'eu-west-1', alarmEmail: ''}).length,"
+        "check({stage: 'prod', region: 'eu-west-1', alarmEmail: '  '}).length,"
+        "check({stage: 'prod', region: 'eu-west-1', alarmEmail: 'ops@example.com'}).length,"
+        "check({stage: 'dev', region: 'eu-west-1', alarmEmail: ''}).length]))"
+    )
+    done = subprocess.run(["node", "-e", script], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [4, 4, 0, 0]
 
 
 # --- IAM -------------------------------------------------------------------------------------
