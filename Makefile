@@ -8,7 +8,7 @@ LINT_VENV := .venv-lint
 PY := $(VENV)/bin/python
 STAGE ?= dev
 
-.PHONY: setup demo serve test unit lint security bench report-package package deploy clean
+.PHONY: setup demo serve test unit lint security bench report-package package deploy invoke-local clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,17 @@ package: report-package node_modules/.installed
 ## Deploy stage STAGE with your AWS credentials; extra CLI arguments in SLS_ARGS ('--param="iamMode=labRole"').
 deploy: report-package node_modules/.installed
 	SLS_TELEMETRY_DISABLED=1 npx serverless deploy --stage $(STAGE) $(SLS_ARGS)
+
+## Run one handler on this machine against deployed stage STAGE (`serverless invoke local` with the event filled
+## with the stage's bucket, the .venv and the function's timeout; see tools/invoke_local.py for what it needs).
+##   make invoke-local FUNCTION=ingestarTickets STAGE=dev [KEY=uploads/tickets.csv]
+##   make invoke-local FUNCTION=actualizarComprasStream STAGE=dev [EVENT=modify.json]
+##   make invoke-local FUNCTION=generarReporteCompras STAGE=dev [TENANT=… FROM=YYYY-MM-DD TO=YYYY-MM-DD]
+invoke-local: $(VENV)/.installed node_modules/.installed
+	@test -n "$(FUNCTION)" || { echo "FUNCTION=ingestarTickets|actualizarComprasStream|generarReporteCompras is required"; exit 2; }
+	$(PY) -m tools.invoke_local $(FUNCTION) --stage $(STAGE) $(if $(EVENT),--event "$(EVENT)") \
+	  $(if $(KEY),--key "$(KEY)") $(if $(TENANT),--tenant "$(TENANT)") $(if $(FROM),--from "$(FROM)") \
+	  $(if $(TO),--to "$(TO)")
 
 clean:
 	rm -rf $(VENV) $(LINT_VENV) node_modules .serverless .build .pytest_cache .ruff_cache
