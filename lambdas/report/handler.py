@@ -204,6 +204,7 @@ def _http_status(path: dict[str, str], config: service.ReportConfig) -> dict[str
         config=config,
         now=datetime.now(UTC),
     )
+    metrics.add_metric(name="ReportPolls", unit=MetricUnit.Count, value=1)
     if status is None:
         return _answer(404, {"message": f"no report {report_id!r} of tenant {tenant_id!r}"}, True)
     headers = {"retry-after": str(POLL_AFTER_SECONDS)} if status["status"] == report.PENDING else None
