@@ -32,9 +32,16 @@ from tools import build_report_package
 ROOT = Path(__file__).resolve().parent.parent
 SERVERLESS = ROOT / "node_modules" / ".bin" / "serverless"
 CACHE_DIR = ROOT / ".build" / "local-stack"
+CLI_LOCK_DIR = ROOT / ".build" / "serverless-cli"  # its .lock serialises every `serverless package` (run_package)
 TEMPLATE_FILE = "cloudformation-template-update-stack.json"
 # Files `serverless package` reads besides the function code (which build_report_package.inputs_digest covers).
-INFRA_INPUTS = ("serverless.yml", "package.json", "package-lock.json", "tools/report_artifact.js")
+INFRA_INPUTS = (
+    "serverless.yml",
+    "package.json",
+    "package-lock.json",
+    "tools/report_artifact.js",
+    "tools/alarm_email_check.js",
+)
 INFRA_DIRS = ("config",)
 PACKAGE_TIMEOUT_SECONDS = 300
 
@@ -66,16 +73,21 @@ def package_command(out_dir: Path, *, stage: str, params: Mapping[str, str]) -> 
 
 
 def run_package(out_dir: Path, *, stage: str, params: Mapping[str, str]) -> subprocess.CompletedProcess:
-    """`serverless package --stage <stage> --package <out_dir> --param=...`, offline; the completed process."""
-    return subprocess.run(  # noqa: S603 (the project's own CLI, arguments built here)
-        package_command(out_dir, stage=stage, params=params),
-        cwd=ROOT,
-        env=offline_environment(),
-        capture_output=True,
-        text=True,
-        timeout=PACKAGE_TIMEOUT_SECONDS,
-        check=False,
-    )
+    """`serverless package --stage <stage> --package <out_dir> --param=...`, offline; the completed process.
+
+    One CLI at a time in the service directory, whoever calls (the local stack, the infra tests, any process):
+    even with --package, osls writes and cleans .serverless/ of the service directory, so two concurrent runs
+    break each other (ENOENT on .serverless/serverless-state.json)."""
+    with _locked(CLI_LOCK_DIR):
+        return subprocess.run(  # noqa: S603 (the project's own CLI, arguments built here)
+            package_command(out_dir, stage=stage, params=params),
+            cwd=ROOT,
+            env=offline_environment(),
+            capture_output=True,
+            text=True,
+            timeout=PACKAGE_TIMEOUT_SECONDS,
+            check=False,
+        )
 
 
 def _infra_files(root: Path) -> Iterator[str]:

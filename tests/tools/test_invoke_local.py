@@ -2,9 +2,10 @@
 uploaded key, and the handler accepts it; the command runs `serverless invoke local` with the project's
 virtualenv and the function's timeout; missing pieces are clear errors.
 
-moto stands in for the deployed stage: a CloudFormation stack `compras-test` whose DataBucketName output names
-the test stack's bucket. The Serverless CLI itself is not run here (it ignores AWS_ENDPOINT_URL, so it cannot
-reach moto): the event it would pass is given to the real handler instead."""
+moto stands in for the deployed stage: the `stack` fixture is the packaged template deployed into moto's
+CloudFormation as stack `compras-test` (local/stack.py), with its DataBucketName output. The Serverless CLI
+itself is not run here (it ignores AWS_ENDPOINT_URL, so it cannot reach moto): the event it would pass is
+given to the real handler instead."""
 
 from __future__ import annotations
 
@@ -20,18 +21,8 @@ from tools import invoke_local
 pytestmark = pytest.mark.integration
 
 
-def deploy_stack_outputs(stack) -> None:
-    """What `serverless deploy --stage test` leaves for invoke local to find: the stack and its outputs."""
-    template = {
-        "Resources": {"Marker": {"Type": "AWS::SNS::Topic"}},
-        "Outputs": {"DataBucketName": {"Value": stack.names.bucket}},
-    }
-    boto3.client("cloudformation").create_stack(StackName="compras-test", TemplateBody=json.dumps(template))
-
-
 def test_ingestion_event_names_the_newest_upload_and_the_handler_loads_it(stack, tmp_path, capsys):
     drain_test_event(stack)
-    deploy_stack_outputs(stack)
     s3 = boto3.client("s3")
     key = "uploads/tienda norte/enero ñ.csv"
     s3.put_object(Bucket=stack.names.bucket, Key=key, Body=GOOD.encode())
@@ -78,7 +69,6 @@ def test_the_command_uses_the_venv_and_the_functions_timeout(tmp_path):
 
 
 def test_report_event_takes_tenant_and_range(stack, tmp_path):
-    deploy_stack_outputs(stack)
     args = [
         "generarReporteCompras",
         "--stage",
@@ -95,9 +85,8 @@ def test_report_event_takes_tenant_and_range(stack, tmp_path):
 
 
 def test_missing_stage_upload_or_sample_are_clear_errors(stack, tmp_path, capsys):
-    assert invoke_local.main(["ingestarTickets", "--stage", "test", "--dry-run"], out_dir=tmp_path) == 2
-    assert "stage 'test' is not deployed" in capsys.readouterr().err
-    deploy_stack_outputs(stack)
+    assert invoke_local.main(["ingestarTickets", "--stage", "qa", "--dry-run"], out_dir=tmp_path) == 2
+    assert "stage 'qa' is not deployed" in capsys.readouterr().err
     assert invoke_local.main(["ingestarTickets", "--stage", "test", "--dry-run"], out_dir=tmp_path) == 2
     assert "no uploads/*.csv in s3://" in capsys.readouterr().err
     args = ["ingestarTickets", "--stage", "test", "--key", "uploads/nope.csv", "--dry-run"]
