@@ -419,6 +419,12 @@ GAPS: tuple[Gap, ...] = (
     Gap("AWS::ApiGatewayV2::Integration", None, _NO_HTTP_API),
     Gap("AWS::ApiGatewayV2::Route", None, _NO_HTTP_API),
     Gap(
+        "AWS::Lambda::EventInvokeConfig",
+        None,
+        "skipped; not applied: moto runs no Lambda, so there are no asynchronous invocations to configure (the "
+        "report's HTTP jobs are driven through the handler; tests/infra checks the no-retry / max-age settings)",
+    ),
+    Gap(
         "AWS::CloudWatch::Alarm",
         None,
         "skipped; not applied: no metric reaches CloudWatch locally (EMF goes to the Lambda log file)",
