@@ -172,38 +172,39 @@ def verify(
     repair: bool = False,
     run_query: bool = True,
 ) -> Report:
-    from lambdas.adapters import glue
+    import pipeline_config as config
+    from lambdas.adapters import glue, s3
+    from lambdas.adapters.clients import client
     from lambdas.domain import keys
-    from local import config, datacatalog
 
     report = Report()
-    names = config.stack_names(stage, account_id=datacatalog.account_id(), region=region)
+    names = config.stack_names(stage, account_id=client("sts").get_caller_identity()["Account"], region=region)
     bucket = bucket or names.bucket
     prefix = config.prefixes()["compras"]
     catalog = config.catalog()
     target = f"endpoint {endpoint_url}" if endpoint_url else f"AWS region {region}"
     report.add(OK, "target", f"stage {stage!r} on {target}; bucket {bucket}")
 
-    if datacatalog.get_database(names.glue_database) is None:
+    if glue.get_database(names.glue_database) is None:
         report.add(FAIL, "database", f"Glue database {names.glue_database!r} does not exist (is the stage deployed?)")
         return report
     report.add(OK, "database", names.glue_database)
-    table = datacatalog.get_table(names.glue_database, names.glue_table)
+    table = glue.get_table(names.glue_database, names.glue_table)
     if table is None:
         report.add(FAIL, "table", f"Glue table {names.glue_database}.{names.glue_table} does not exist")
         return report
     report.add(OK, "table", f"{names.glue_database}.{names.glue_table} ({table.get('TableType', '?')})")
     check_table(table, catalog, f"s3://{bucket}/{prefix}", report)
 
-    if not datacatalog.bucket_exists(bucket):
+    if not s3.bucket_exists(bucket):
         report.add(FAIL, "bucket", f"bucket {bucket!r} does not exist or is not readable")
         return report
 
     def location_of(values: tuple[str, ...]) -> str:
         return f"s3://{bucket}/{keys.partition_prefix(*values, prefix=prefix)}"
 
-    in_s3 = datacatalog.s3_partitions(bucket, prefix)
-    partitions = datacatalog.get_partitions(names.glue_database, names.glue_table)
+    in_s3 = s3.document_partitions(bucket, prefix)
+    partitions = glue.get_partitions(names.glue_database, names.glue_table)
     if repair:
         registered = {tuple(p.get("Values", [])) for p in partitions}
         missing = sorted(set(in_s3.partitions) - registered)
@@ -215,7 +216,7 @@ def verify(
                 values, reason = next(iter(result.failed.items()))
                 message += f"; {len(result.failed)} failed, e.g. {_show(values)}: {reason}"
             report.add(FAIL if result.failed else OK, "repair", message)
-            partitions = datacatalog.get_partitions(names.glue_database, names.glue_table)
+            partitions = glue.get_partitions(names.glue_database, names.glue_table)
         else:
             report.add(OK, "repair", "nothing to repair: no partition is missing")
     check_partitions(partitions, in_s3.partitions, in_s3.unexpected_keys, location_of, report)
@@ -263,8 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from botocore.exceptions import BotoCoreError, ClientError
 
+    import pipeline_config as config
     from lambdas.adapters import clients
-    from local import config
 
     region = args.region or os.environ.get("AWS_REGION") or config.raw_config()["region"]
     os.environ["AWS_DEFAULT_REGION"] = region

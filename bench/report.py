@@ -290,7 +290,7 @@ def _targets(ingest: dict, stream: dict) -> list[tuple[str, str, str]]:
 
 
 def _cost_inputs(ingest: dict, stream: dict, extra: dict) -> costs.Inputs | None:
-    from local import config
+    import pipeline_config as config
 
     ours = sorted(
         ((s, c) for (lat, s, label), c in ingest.items() if lat == 10 and label == OURS_INGEST and c.rate),

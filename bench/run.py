@@ -205,7 +205,7 @@ class Bench:
         Lambda would deliver (moto sends the notification on put_object)."""
         import boto3
 
-        from local import config
+        import pipeline_config as config
 
         key = f"{config.prefixes()['uploads']}bench/{facts.path.name}"
         with facts.path.open("rb") as body:
@@ -234,7 +234,7 @@ class Bench:
     ) -> None:
         import boto3
 
-        from local import config
+        import pipeline_config as config
 
         stack = self.fresh_stack()
         prefix = config.prefixes()["compras"]
@@ -335,24 +335,9 @@ def sqs_event(stack, expect_key: str, timeout_s: float = 30.0) -> dict[str, Any]
 
 def read_stream_records(stack) -> list[dict[str, Any]]:
     """All records of the table's stream, shaped as in the Lambda DynamoDB Streams event."""
-    import boto3
+    from local.stream_poller import read_lambda_records
 
-    from local.stream_poller import to_lambda_record
-
-    streams = boto3.client("dynamodbstreams")
-    shards = streams.describe_stream(StreamArn=stack.table_stream_arn)["StreamDescription"]["Shards"]
-    records: list[dict[str, Any]] = []
-    for shard in shards:
-        iterator = streams.get_shard_iterator(
-            StreamArn=stack.table_stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        while iterator:
-            page = streams.get_records(ShardIterator=iterator, Limit=1000)
-            if not page["Records"]:
-                break
-            records.extend(to_lambda_record(record, stack.table_stream_arn) for record in page["Records"])
-            iterator = page.get("NextShardIterator")
-    return records
+    return read_lambda_records(stack.table_stream_arn)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

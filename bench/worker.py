@@ -23,8 +23,8 @@ ROW_KEY_COLUMNS = {"store": "tenant_id", "ticket_id": "compra_id"}
 
 def _context(function: str):
     """The Lambda context of the function as configured in config/pipeline.yml."""
-    from local import config
-    from local.sqs_poller import LocalLambdaContext
+    import pipeline_config as config
+    from local.lambda_context import LocalLambdaContext
 
     settings = config.function_settings(function)
     return LocalLambdaContext(settings["name"], int(settings["memorySize"]), int(settings["timeout"]))

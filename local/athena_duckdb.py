@@ -42,8 +42,8 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 
+import pipeline_config as config
 from lambdas.domain import keys, queries
-from local import config
 
 TABLE = "compras_json"
 

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from lambdas.adapters import glue, s3
 from lambdas.adapters.clients import client, reset_clients
-from local import datacatalog
 from local.athena_duckdb import LocalAthena
 from local.stack import INGESTION, STREAM, LocalStack
 
@@ -164,7 +164,7 @@ class LocalPipeline:
 
     def _run_once(self) -> RoundStats:
         stats = RoundStats()
-        sqs_stats = self.sqs_poller.run_until_empty()
+        sqs_stats = self.sqs_poller.run_until_idle()
         stats.messages = sqs_stats.messages_received
         if stats.messages:
             failed = f", {sqs_stats.messages_failed} failed (retried)" if sqs_stats.messages_failed else ""
@@ -226,8 +226,8 @@ class LocalPipeline:
         paginator = client("dynamodb").get_paginator("scan")
         for page in paginator.paginate(TableName=self.names.table, Select="COUNT"):
             table_count += page["Count"]
-        in_s3 = datacatalog.s3_partitions(self.names.bucket, self.prefixes["compras"])
-        glue_partitions = datacatalog.get_partitions(self.names.glue_database, self.names.glue_table)
+        in_s3 = s3.document_partitions(self.names.bucket, self.prefixes["compras"])
+        glue_partitions = glue.get_partitions(self.names.glue_database, self.names.glue_table)
         return Summary(
             files=self.file_reports(),
             purchases_in_table=table_count,

@@ -25,8 +25,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pipeline_config as config
 from lambdas.domain import report
-from local import config
+from local.tables import format_table
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CSVS = (ROOT / "data" / "sample" / "tickets.csv", ROOT / "data" / "sample" / "tickets-correcciones.csv")
@@ -48,8 +49,6 @@ class LocalRunner:
 
 def render(document: Mapping[str, Any], *, max_days: int = 62) -> str:
     """The report as plain-text tables."""
-    from local.demo import format_table
-
     totals = document["totals"]
     out = [
         f"Purchase report: tenant {document['tenant_id']!r}, {document['from']} to {document['to']} "

@@ -19,7 +19,7 @@ and timeout in the context:
 Usage::
 
     poller = SqsPoller(stack.event_source("ingestarTickets"), handler, retry_visibility_seconds=0)
-    stats = poller.run_until_empty()
+    stats = poller.run_until_idle()
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ Handler = Callable[[dict[str, Any], Any], Any]
 
 
 @dataclass
-class PollStats:
+class SqsPollerStats:
     invocations: int = 0
     messages_received: int = 0
     messages_deleted: int = 0  # succeeded
@@ -46,7 +46,7 @@ class PollStats:
     last_error: str | None = None
     failed_message_ids: list[str] = field(default_factory=list)
 
-    def add(self, other: PollStats) -> None:
+    def add(self, other: SqsPollerStats) -> None:
         self.invocations += other.invocations
         self.messages_received += other.messages_received
         self.messages_deleted += other.messages_deleted
@@ -120,9 +120,9 @@ class SqsPoller:
             ]
         }
 
-    def poll_once(self) -> PollStats:
+    def poll_once(self) -> SqsPollerStats:
         """Receive one batch, invoke the handler, delete what succeeded; empty stats when no message."""
-        stats = PollStats()
+        stats = SqsPollerStats()
         messages = self.receive_batch()
         if not messages:
             return stats
@@ -149,10 +149,10 @@ class SqsPoller:
 
     # -- until the queue is drained -------------------------------------------------------------------
 
-    def run_until_empty(self, *, max_seconds: float = 120.0, idle_sleep: float = 0.05) -> PollStats:
+    def run_until_idle(self, *, max_seconds: float = 120.0, idle_sleep: float = 0.05) -> SqsPollerStats:
         """Poll until no message is visible or in flight (in flight only counts when failed messages were
         made to reappear quickly with ``retry_visibility_seconds``), or ``max_seconds`` passed."""
-        total = PollStats()
+        total = SqsPollerStats()
         deadline = time.monotonic() + max_seconds
         while time.monotonic() < deadline:
             stats = self.poll_once()

@@ -31,7 +31,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from local import config
+import pipeline_config as config
 from local.template import packaged_template
 
 # The serverless.yml function keys (`serverless logs -f <key>`); CloudFormation names them <Key>LambdaFunction.

@@ -78,7 +78,7 @@ class StreamPollerSettings:
 
 
 @dataclass
-class PollerStats:
+class StreamPollerStats:
     invocations: int = 0
     records_read: int = 0  # read from the stream
     records_delivered: int = 0  # sum of batch sizes over all invocations (retries included)
@@ -112,6 +112,24 @@ def to_lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
         "dynamodb": stream,
         "eventSourceARN": stream_arn,
     }
+
+
+def read_lambda_records(stream_arn: str, *, page_limit: int = 1000) -> list[dict[str, Any]]:
+    """Every record now in the stream (all shards, from TRIM_HORIZON, in order), shaped as Lambda delivers them:
+    what a test or a benchmark feeds a stream handler directly. The poller reads incrementally instead."""
+    streams = boto3.client("dynamodbstreams", region_name=stream_arn.split(":")[3])
+    records: list[dict[str, Any]] = []
+    for shard in streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]:
+        iterator = streams.get_shard_iterator(
+            StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        while iterator:
+            page = streams.get_records(ShardIterator=iterator, Limit=page_limit)
+            if not page["Records"]:
+                break
+            records.extend(to_lambda_record(record, stream_arn) for record in page["Records"])
+            iterator = page.get("NextShardIterator")
+    return records
 
 
 def _binary_as_base64(value: Any) -> Any:
@@ -154,7 +172,7 @@ class StreamPoller:
         self.region = self.stream_arn.split(":")[3]
         self.function_arn = self.function.arn
         self.clock = clock
-        self.stats = PollerStats()
+        self.stats = StreamPollerStats()
         self._streams = boto3.client("dynamodbstreams", region_name=self.region)
         self._sqs = boto3.client("sqs", region_name=self.region) if source.on_failure_arn else None
         self.failure_queue_url = (
@@ -219,7 +237,7 @@ class StreamPoller:
             handled += len(batch)
         return handled
 
-    def run_until_idle(self, max_polls: int | None = None) -> PollerStats:
+    def run_until_idle(self, max_polls: int | None = None) -> StreamPollerStats:
         """Poll until no shard has records left (or max_polls batches); returns the cumulative stats."""
         polls = 0
         while max_polls is None or polls < max_polls:

@@ -40,7 +40,7 @@ def stack(aws, monkeypatch):
 
 def pytest_configure(config):
     # Before any handler module is imported: Powertools reads these when a Logger/Metrics is created.
-    from local import config as pipeline_config
+    import pipeline_config
 
     os.environ.setdefault("POWERTOOLS_SERVICE_NAME", pipeline_config.raw_config()["service"])
     os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", pipeline_config.observability()["metricsNamespace"])

@@ -36,7 +36,7 @@ from urllib.parse import quote_plus
 import boto3
 from botocore.exceptions import ClientError
 
-from local import config
+import pipeline_config as config
 
 ROOT = Path(__file__).resolve().parents[1]
 FUNCTIONS = {  # function name -> (config block, directory of its sample events, default sample)

@@ -159,3 +159,36 @@ class PartitionRegistry:
 
 def _not_found(exc: Exception) -> bool:
     return isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") == NOT_FOUND
+
+
+# -- catalog reads (verify_datacatalog.py, the local summary) -------------------------------------------------
+
+
+def get_database(name: str) -> dict[str, Any] | None:
+    """The database, or None when it does not exist."""
+    try:
+        return client("glue").get_database(Name=name)["Database"]
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "EntityNotFoundException":
+            return None
+        raise
+
+
+def get_table(database: str, table: str) -> dict[str, Any] | None:
+    """The table, or None when it (or its database) does not exist."""
+    try:
+        return client("glue").get_table(DatabaseName=database, Name=table)["Table"]
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "EntityNotFoundException":
+            return None
+        raise
+
+
+def get_partitions(database: str, table: str) -> list[dict[str, Any]]:
+    """Every partition of the table."""
+    paginator = client("glue").get_paginator("get_partitions")
+    return [
+        partition
+        for page in paginator.paginate(DatabaseName=database, TableName=table)
+        for partition in page.get("Partitions", [])
+    ]

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from lambdas.adapters.clients import client, hot_client, presigning_client
+from lambdas.domain import keys
 
 
 class NotStarted(RuntimeError):
@@ -140,3 +141,37 @@ def presigned_get_url(bucket: str, key: str, *, expires_in: int) -> str:
     return presigning_client("s3").generate_presigned_url(
         "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_in
     )
+
+
+# -- reads of the exported documents (verify_datacatalog.py, the local summary) --------------------------------
+
+
+@dataclass
+class DocumentPartitions:
+    """Partitions found under the documents prefix: values -> number of objects; plus keys off the layout."""
+
+    partitions: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
+    unexpected_keys: list[str] = field(default_factory=list)
+
+
+def bucket_exists(bucket: str) -> bool:
+    try:
+        client("s3").head_bucket(Bucket=bucket)
+        return True
+    except ClientError:
+        return False
+
+
+def document_partitions(bucket: str, prefix: str) -> DocumentPartitions:
+    """Every object under ``prefix``, grouped by the partition its key names (ids decoded)."""
+    found = DocumentPartitions()
+    paginator = client("s3").get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            try:
+                parsed = keys.parse_object_key(item["Key"], prefix)
+            except keys.InvalidObjectKeyError:
+                found.unexpected_keys.append(item["Key"])
+                continue
+            found.partitions[parsed.partition] = found.partitions.get(parsed.partition, 0) + 1
+    return found

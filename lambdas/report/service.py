@@ -32,7 +32,7 @@ def _positive_int(name: str, source: str) -> int:
     if not raw or not raw.isdigit() or int(raw) < 1:
         raise MissingSettingError(
             f"environment variable {name} must be a positive whole number, got {raw!r}: it comes from "
-            f"serverless.yml (config/pipeline.yml functions.report.{source}) or local.config"
+            f"serverless.yml (config/pipeline.yml functions.report.{source}) or pipeline_config"
         )
     return int(raw)
 

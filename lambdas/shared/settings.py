@@ -1,7 +1,7 @@
 """Run-time settings of the Lambda functions, read from the environment serverless.yml sets.
 
 Names are never defaulted here: config/pipeline.yml is their only source (serverless.yml passes
-them as environment variables; local/config.py builds the same environment for local runs).
+them as environment variables; pipeline_config/ builds the same environment for local runs).
 A missing variable fails fast with a message that names it.
 """
 
@@ -20,7 +20,7 @@ def _require(name: str) -> str:
     if not value:
         raise MissingSettingError(
             f"environment variable {name} is not set: it comes from serverless.yml "
-            "(config/pipeline.yml) or, locally, from local.config.lambda_environment()"
+            "(config/pipeline.yml) or, locally, from pipeline_config.lambda_environment()"
         )
     return value
 

@@ -34,7 +34,7 @@ def _put_concurrency() -> int:
     if not raw:
         raise MissingSettingError(
             "environment variable PUT_CONCURRENCY is not set: it comes from serverless.yml "
-            "(config/pipeline.yml functions.stream.putConcurrency) or local.config.lambda_environment()"
+            "(config/pipeline.yml functions.stream.putConcurrency) or pipeline_config.lambda_environment()"
         )
     value = int(raw)
     if value < 1:

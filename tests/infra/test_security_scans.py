@@ -19,7 +19,7 @@ from tests.infra.conftest import ROOT
 pytestmark = pytest.mark.infra
 
 LINT_BIN = ROOT / ".venv-lint" / "bin"
-BANDIT_TARGETS = ("lambdas", "local", "verify_datacatalog.py")
+BANDIT_TARGETS = ("lambdas", "local", "pipeline_config", "verify_datacatalog.py")
 RUNTIME_REQUIREMENTS = ROOT / "requirements.txt"
 
 

@@ -1,5 +1,5 @@
 """Properties of the packaged template (`serverless package --stage dev`), checked against
-config/pipeline.yml and local/config.py — the one source of truth both sides read."""
+config/pipeline.yml and pipeline_config/ — the one source of truth both sides read."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import zipfile
 
 import pytest
 
-from local import config
+import pipeline_config as config
 from tests.infra import cfn
 from tests.infra.conftest import ROOT, STAGE, package, report_artifact, require_serverless_cli, shared_directory
 
@@ -94,7 +94,7 @@ def test_environment_is_exactly_local_config_lambda_environment(template):
         assert {k: str(v) for k, v in env.items()} == expected_without_bucket
     bucket = cfn.resource(template, "DataBucket")["Properties"]["BucketName"]
     assert bucket == {"Fn::Sub": bucket_name_sub()}
-    # What Fn::Sub makes of it is what local/config.py computes for the same account and region.
+    # What Fn::Sub makes of it is what pipeline_config/ computes for the same account and region.
     resolved = bucket_name_sub().replace("${AWS::AccountId}", "123456789012").replace("${AWS::Region}", "us-east-1")
     assert resolved == expected["BUCKET_NAME"]
 

@@ -1,21 +1,11 @@
-"""`make demo`: the shipped sample through the whole local pipeline, and the printed tables."""
+"""`make demo`: the shipped sample through the whole local pipeline."""
 
 from __future__ import annotations
-
-from decimal import Decimal
 
 import pytest
 
 from lambdas.domain import queries
 from local import demo
-
-
-def test_format_table_aligns_numbers_and_marks_nulls():
-    text = demo.format_table(["name", "total"], [("a", Decimal("1.5000")), ("bb", None), ("c", Decimal("12"))])
-    assert text.splitlines() == ["name  total", "----  -----", "a      1.50", "bb        ∅", "c        12"]
-    assert demo.format_table(["x"], []).endswith("(no rows)")
-    many = demo.format_table(["x"], [(i,) for i in range(20)], max_rows=3)
-    assert many.splitlines()[-1] == "... 17 more rows"
 
 
 @pytest.mark.integration

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+import pipeline_config as config
 from lambdas.adapters import clients
-from local import config
 from local.sqs_poller import SqsPoller
 
 pytestmark = pytest.mark.integration
@@ -74,7 +74,7 @@ def test_batch_size_comes_from_the_template_mapping_and_is_honoured(queue):
     ]
     assert poller.batch_size == declared["BatchSize"] == config.function_settings("ingestion")["batchSize"] == 5
     assert poller.queue_url == queue.ingest_queue_url
-    stats = poller.run_until_empty()
+    stats = poller.run_until_idle()
     assert [len(e["Records"]) for e in handler.events] == [5, 5, 2]
     assert (stats.invocations, stats.messages_deleted, stats.messages_failed) == (3, 12, 0)
     assert counts(queue.ingest_queue_url) == (0, 0)
@@ -83,14 +83,14 @@ def test_batch_size_comes_from_the_template_mapping_and_is_honoured(queue):
 def test_batches_over_ten_take_several_receives(queue):
     send(queue, *[f"m{i}" for i in range(23)])
     handler = Recorder()
-    SqsPoller(queue.event_source("ingestarTickets"), handler, batch_size=20).run_until_empty()
+    SqsPoller(queue.event_source("ingestarTickets"), handler, batch_size=20).run_until_idle()
     assert [len(e["Records"]) for e in handler.events] == [20, 3]
 
 
 def test_event_has_the_lambda_sqs_shape(queue):
     send(queue, '{"hello": "ñ"}', origin="test")
     handler = Recorder()
-    SqsPoller(queue.event_source("ingestarTickets"), handler).run_until_empty()
+    SqsPoller(queue.event_source("ingestarTickets"), handler).run_until_idle()
     [record] = handler.events[0]["Records"]
     assert set(record) == {
         "messageId",
@@ -134,7 +134,7 @@ def test_only_successful_messages_are_deleted_and_failed_ones_come_back(queue):
 
 def test_without_a_visibility_override_failed_messages_stay_invisible(queue):
     send(queue, "bad")
-    stats = SqsPoller(queue.event_source("ingestarTickets"), Recorder(fail={"bad"})).run_until_empty()
+    stats = SqsPoller(queue.event_source("ingestarTickets"), Recorder(fail={"bad"})).run_until_idle()
     assert stats.messages_failed == 1
     assert counts(queue.ingest_queue_url) == (0, 1)  # back after the queue's visibility timeout (1,800 s)
 
@@ -151,7 +151,7 @@ def test_a_failed_invocation_returns_the_whole_batch(queue, handler):
 def test_poison_message_goes_to_the_dlq_after_max_receive_count(queue):
     send(queue, "poison", "fine")
     handler = Recorder(fail={"poison"})
-    stats = SqsPoller(queue.event_source("ingestarTickets"), handler, retry_visibility_seconds=0).run_until_empty(
+    stats = SqsPoller(queue.event_source("ingestarTickets"), handler, retry_visibility_seconds=0).run_until_idle(
         max_seconds=30
     )
     max_receives = config.queue_settings()["maxReceiveCount"]

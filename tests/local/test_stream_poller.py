@@ -7,8 +7,8 @@ from decimal import Decimal
 import boto3
 import pytest
 
+import pipeline_config as config
 from lambdas.stream import handler as stream_handler
-from local import config
 from local.stream_poller import StreamPoller, StreamPollerSettings
 
 pytestmark = pytest.mark.integration

@@ -51,9 +51,9 @@ def cold_containers(stack):
 
 
 def ingest(stack, key: str, data: bytes):
-    SqsPoller(stack.event_source("ingestarTickets"), ingestion_handler.handler).run_until_empty()
+    SqsPoller(stack.event_source("ingestarTickets"), ingestion_handler.handler).run_until_idle()
     boto3.client("s3").put_object(Bucket=stack.names.bucket, Key=key, Body=data)
-    return SqsPoller(stack.event_source("ingestarTickets"), ingestion_handler.handler).run_until_empty()
+    return SqsPoller(stack.event_source("ingestarTickets"), ingestion_handler.handler).run_until_idle()
 
 
 def report(stack, key: str) -> dict:

@@ -13,11 +13,11 @@ from urllib.parse import quote
 import boto3
 import pytest
 
+import pipeline_config as config
 from lambdas.adapters import clients
 from lambdas.domain import keys, purchases
 from lambdas.ingestion import handler as ingestion_handler
 from lambdas.stream import handler as stream_handler
-from local import config
 from local.sqs_poller import SqsPoller
 from local.stream_poller import StreamPoller, StreamPollerSettings
 from tests.data.bad_inputs import build
@@ -329,7 +329,7 @@ def queue_depth(url: str) -> int:
 
 def drain_test_events(stack) -> None:
     """Drop the s3:TestEvent moto sends when the notification is configured (the handler skips it too)."""
-    SqsPoller(stack.event_source("ingestarTickets"), ingestion_handler.handler).run_until_empty()
+    SqsPoller(stack.event_source("ingestarTickets"), ingestion_handler.handler).run_until_idle()
 
 
 @pytest.fixture
@@ -343,7 +343,7 @@ def test_dynamodb_throttling_is_absorbed_by_retries(ingest_stack):
     upload(stack, data)
     ddb = clients.hot_client("dynamodb")
     with faults.inject(ddb, "BatchWriteItem", faults.throttle(), times=4) as fault:
-        stats = sqs_poller(stack).run_until_empty()
+        stats = sqs_poller(stack).run_until_idle()
 
     assert fault.fired == 4
     assert (stats.messages_deleted, stats.messages_failed) == (1, 0)
@@ -363,7 +363,7 @@ def test_throttling_outlasting_every_retry_fails_the_message_and_the_redelivery_
     assert (first.messages_received, first.messages_failed) == (1, 1)
     assert not any(k.startswith("ingest-reports/") for k in bucket_keys(stack))  # no report for a failed try
 
-    second = poller.run_until_empty()
+    second = poller.run_until_idle()
     assert second.messages_deleted == 1
     assert_table_exactly(stack, data)
     assert_bucket_exactly(stack)
@@ -374,7 +374,7 @@ def test_partial_unprocessed_items_are_resent_until_written(ingest_stack):
     upload(stack, data)
     ddb = clients.hot_client("dynamodb")
     with faults.inject(ddb, "BatchWriteItem", faults.partially_unprocessed(keep=7), times=None) as fault:
-        stats = sqs_poller(stack).run_until_empty()
+        stats = sqs_poller(stack).run_until_idle()
 
     assert fault.fired >= 4 * 3  # every call answered partially: 25 items need 4 calls each
     assert (stats.messages_deleted, stats.messages_failed) == (1, 0)
@@ -386,7 +386,7 @@ def test_s3_slow_down_on_get_is_absorbed_by_retries(ingest_stack):
     stack, data = ingest_stack, tickets_csv()
     upload(stack, data)
     with faults.inject(clients.client("s3"), "GetObject", faults.slow_down(), times=3) as fault:
-        stats = sqs_poller(stack).run_until_empty()
+        stats = sqs_poller(stack).run_until_idle()
 
     assert fault.fired == 3
     assert (stats.messages_deleted, stats.messages_failed) == (1, 0)
@@ -409,7 +409,7 @@ def test_s3_500_outlasting_retries_fails_the_message_and_the_redelivery_loads_it
     assert fault.fired == attempts
     assert (first.messages_received, first.messages_failed) == (1, 1)
 
-    second = poller.run_until_empty()
+    second = poller.run_until_idle()
     assert second.messages_deleted == 1
     assert_table_exactly(stack, data)
     assert_bucket_exactly(stack)
@@ -427,7 +427,7 @@ def test_function_crash_half_way_through_a_file_and_the_redelivery(ingest_stack)
     assert 0 < len(table_items(stack)) < len(expected_purchases(data, stack.names.bucket, UPLOAD_KEY))
     assert not any(k.startswith("ingest-reports/") for k in bucket_keys(stack))
 
-    second = poller.run_until_empty()
+    second = poller.run_until_idle()
     assert second.messages_deleted == 1
     assert_table_exactly(stack, data)
     assert_bucket_exactly(stack)
@@ -440,7 +440,7 @@ def test_the_same_s3_event_delivered_twice(ingest_stack):
     message = sqs.receive_message(QueueUrl=stack.ingest_queue_url, VisibilityTimeout=0)["Messages"][0]
     sqs.send_message(QueueUrl=stack.ingest_queue_url, MessageBody=message["Body"])
 
-    stats = sqs_poller(stack).run_until_empty()
+    stats = sqs_poller(stack).run_until_idle()
     assert (stats.messages_deleted, stats.messages_failed) == (2, 0)
     assert_table_exactly(stack, data)
     assert_bucket_exactly(stack)
@@ -453,7 +453,7 @@ def test_a_message_failing_every_delivery_reaches_the_dlq_and_redrives_cleanly(i
     poller = sqs_poller(stack)
     max_receives = config.queue_settings()["maxReceiveCount"]
     with faults.inject(clients.hot_client("dynamodb"), "BatchWriteItem", faults.throttle(), times=None):
-        stats = poller.run_until_empty()
+        stats = poller.run_until_idle()
     assert stats.messages_failed == max_receives
     assert queue_depth(stack.ingest_queue_url) == 0
     assert queue_depth(stack.ingest_dlq_url) == 1
@@ -465,7 +465,7 @@ def test_a_message_failing_every_delivery_reaches_the_dlq_and_redrives_cleanly(i
     for message in sqs.receive_message(QueueUrl=stack.ingest_dlq_url, MaxNumberOfMessages=10)["Messages"]:
         sqs.send_message(QueueUrl=stack.ingest_queue_url, MessageBody=message["Body"])
         sqs.delete_message(QueueUrl=stack.ingest_dlq_url, ReceiptHandle=message["ReceiptHandle"])
-    stats = poller.run_until_empty()
+    stats = poller.run_until_idle()
     assert stats.messages_deleted == 1
     assert_table_exactly(stack, data)
     assert_bucket_exactly(stack)
@@ -483,7 +483,7 @@ def test_ingestion_then_export_under_faults_gives_one_object_per_stream_record(i
             clients.hot_client("s3"), "PutObject", faults.slow_down(), times=5, match=faults.url_contains("/compras/")
         ),
     ):
-        sqs_poller(stack).run_until_empty()
+        sqs_poller(stack).run_until_idle()
         stream_stats = stream_poller(stack).run_until_idle()
 
     assert stream_stats.records_discarded == 0

@@ -9,9 +9,9 @@ from decimal import Decimal
 import pytest
 from botocore.awsrequest import AWSResponse
 
+import pipeline_config as config
 from lambdas.adapters import clients
 from lambdas.adapters.dynamodb import ParallelBatchWriter, WritePolicy, WriteRetriesExhausted
-from local import config
 
 pytestmark = pytest.mark.integration
 

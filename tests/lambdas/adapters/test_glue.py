@@ -3,6 +3,7 @@ from __future__ import annotations
 import boto3
 import pytest
 
+from lambdas.adapters import glue
 from lambdas.adapters.clients import client
 from lambdas.adapters.glue import BATCH_LIMIT, PartitionRegistry, PartitionSpec, PartitionValuesError
 from lambdas.domain.keys import partition_prefix
@@ -139,3 +140,10 @@ def test_missing_table_marks_partitions_failed(aws):
     result = registry.ensure([PartitionSpec(values=("a", "2026", "03", "07"), location="s3://b/x/")])
     assert list(result.failed) == [("a", "2026", "03", "07")]
     assert "cannot read Glue table no-such-db.no-such-table" in result.failed[("a", "2026", "03", "07")]
+
+
+def test_catalog_reads_return_none_for_what_does_not_exist(stack):
+    assert glue.get_database("no-such-database") is None
+    assert glue.get_table(stack.names.glue_database, "no_such_table") is None
+    assert glue.get_table(stack.names.glue_database, stack.names.glue_table)["Name"] == stack.names.glue_table
+    assert glue.get_partitions(stack.names.glue_database, stack.names.glue_table) == []

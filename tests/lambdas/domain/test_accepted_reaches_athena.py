@@ -20,11 +20,11 @@ from boto3.dynamodb.types import TypeSerializer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import pipeline_config as config
 from lambdas.domain import documents, keys, limits
 from lambdas.domain.purchases import SourceInfo, build_purchase
 from lambdas.domain.tickets import RowRejection, parse_tickets
 from lambdas.stream.changes import change_from_record
-from local import config
 
 PREFIX = "p" * (limits.MAX_PREFIX_BYTES - 1) + "/"
 SEQUENCE = "9" * limits.MAX_SEQUENCE_NUMBER_DIGITS

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
+import pipeline_config as config
 from lambdas.domain import keys, limits
-from local import config
 
 
 def _glue_types_of_config() -> dict[str, str]:

@@ -12,7 +12,8 @@ from boto3.dynamodb.types import TypeDeserializer
 
 from lambdas.adapters import clients
 from lambdas.ingestion import handler as ingestion
-from local.sqs_poller import LocalLambdaContext, SqsPoller
+from local.lambda_context import LocalLambdaContext
+from local.sqs_poller import SqsPoller
 
 pytestmark = pytest.mark.integration
 
@@ -87,14 +88,14 @@ def sqs_event(stack, bodies: list[str]) -> dict:
 
 def drain_test_event(stack) -> None:
     """create_stack's notification configuration made S3 send an s3:TestEvent: consume it first."""
-    stats = poller(stack).run_until_empty()
+    stats = poller(stack).run_until_idle()
     assert stats.messages_deleted == 1 and stats.messages_failed == 0
 
 
 def test_upload_is_ingested_end_to_end(env, capsys, caplog):
     capsys.readouterr()
     put(env, "uploads/2024/tickets.csv", GOOD)
-    stats = poller(env).run_until_empty()
+    stats = poller(env).run_until_idle()
     assert (stats.messages_deleted, stats.messages_failed) == (1, 0)
 
     items = table_items(env)
@@ -126,16 +127,16 @@ def test_upload_is_ingested_end_to_end(env, capsys, caplog):
 
 def test_reingesting_the_same_object_changes_nothing_and_a_later_file_corrects(env):
     put(env, "uploads/a.csv", GOOD)
-    poller(env).run_until_empty()
+    poller(env).run_until_idle()
     first = table_items(env)
     put(env, "uploads/a.csv", GOOD)  # same bytes again: a new LastModified, the same purchases
-    poller(env).run_until_empty()
+    poller(env).run_until_idle()
     again = table_items(env)
     assert {k: {**v, "ingested_at": None} for k, v in again.items()} == {
         k: {**v, "ingested_at": None} for k, v in first.items()
     }
     put(env, "uploads/b.csv", HEADER + "T9,Agua,B1,2024-03-02 10:00:00,Bebidas,6,S1,0.40,u1\n")
-    poller(env).run_until_empty()
+    poller(env).run_until_idle()
     corrected = table_items(env)[("S1", "B1")]
     assert [p["ticket_id"] for p in corrected["productos"]] == ["T9"] and corrected["source_key"] == "uploads/b.csv"
 
@@ -143,7 +144,7 @@ def test_reingesting_the_same_object_changes_nothing_and_a_later_file_corrects(e
 def test_url_encoded_key_with_spaces_and_non_ascii(env):
     key = "uploads/tienda norte/año 2024 + ñandú €.csv"
     put(env, key, GOOD)
-    stats = poller(env).run_until_empty()
+    stats = poller(env).run_until_idle()
     assert stats.messages_deleted == 1
     assert report_of(env, key)["source"]["key"] == key
     assert table_items(env)[("S1", "B1")]["source_key"] == key
@@ -171,7 +172,7 @@ def test_partial_batch_failure_reports_only_the_bad_messages(env):
 
 def test_file_rejected_as_a_whole_succeeds_with_a_report(env):
     put(env, "uploads/bad.csv", "ticket_id,product\nT1,x\n")
-    stats = poller(env).run_until_empty()
+    stats = poller(env).run_until_idle()
     assert (stats.messages_deleted, stats.messages_failed) == (1, 0)
     report = report_of(env, "uploads/bad.csv")
     assert report["status"] == "rejected" and "lacks required column" in report["file_rejection_reason"]

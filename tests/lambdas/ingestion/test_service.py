@@ -143,7 +143,7 @@ def test_report_key_mirrors_the_upload_path(env):
 
 
 def test_max_reported_rejections_defaults_to_the_config_value(monkeypatch):
-    from local import config
+    import pipeline_config as config
 
     monkeypatch.delenv(service.MAX_REPORTED_ENV, raising=False)
     assert service.max_reported() == config.function_settings("ingestion")["maxReportedRejections"]

@@ -12,8 +12,9 @@ from botocore.exceptions import ClientError
 
 from lambdas.adapters.clients import client, hot_client, reset_clients
 from lambdas.stream import handler as stream_handler
+from local.lambda_context import LocalLambdaContext
 from local.stack import create_stack
-from local.stream_poller import LocalLambdaContext, to_lambda_record
+from local.stream_poller import read_lambda_records
 from tests.factories import purchase_item
 
 pytestmark = pytest.mark.integration
@@ -36,19 +37,7 @@ def table(stack):
 
 def stream_event(stack) -> dict:
     """Every record currently in the table's stream, as Lambda would deliver them."""
-    streams = boto3.client("dynamodbstreams")
-    shard = streams.describe_stream(StreamArn=stack.table_stream_arn)["StreamDescription"]["Shards"][0]
-    iterator = streams.get_shard_iterator(
-        StreamArn=stack.table_stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-    )["ShardIterator"]
-    records = []
-    while True:
-        response = streams.get_records(ShardIterator=iterator)
-        if not response["Records"]:
-            break
-        records.extend(response["Records"])
-        iterator = response["NextShardIterator"]
-    return {"Records": [to_lambda_record(r, stack.table_stream_arn) for r in records]}
+    return {"Records": read_lambda_records(stack.table_stream_arn)}
 
 
 def context():

@@ -1,10 +1,10 @@
-"""local/config.py: the Python view of config/pipeline.yml (pure, no AWS)."""
+"""pipeline_config/: the Python view of config/pipeline.yml (pure, no AWS)."""
 
 from __future__ import annotations
 
 import pytest
 
-from local import config
+import pipeline_config as config
 
 
 def test_names_resolve_stage_account_and_region():

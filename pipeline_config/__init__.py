@@ -1,9 +1,10 @@
 """The Python view of config/pipeline.yml, the one source of truth for names and settings.
 
-serverless.yml reads the same file through ``${file(./config/pipeline.yml):...}``; this module
+serverless.yml reads the same file through ``${file(./config/pipeline.yml):...}``; this package
 resolves the few placeholders that file may contain (``${sls:stage}`` and, in the bucket name,
-``${AWS::AccountId}`` / ``${AWS::Region}``) so the local stack, the tests, the benchmarks and
-verify_datacatalog.py use exactly the names and settings a deployment gets.
+``${AWS::AccountId}`` / ``${AWS::Region}``) so verify_datacatalog.py (a tool for deployed stages), the tests,
+the benchmarks and the local stand-in use exactly the names and settings a deployment gets. Neutral: it imports
+nothing of lambdas/ or local/.
 """
 
 from __future__ import annotations
