@@ -30,9 +30,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from lambdas.adapters import glue, s3
-from lambdas.adapters.clients import client, reset_clients
+from lambdas.adapters.clients import client
+from lambdas.shared.settings import IngestionSettings, StreamSettings
 from local.athena_duckdb import LocalAthena
+from local.sqs_poller import SqsPoller
 from local.stack import INGESTION, STREAM, LocalStack
+from local.stream_poller import StreamPoller
 
 Progress = Callable[[str], None]
 
@@ -90,30 +93,32 @@ class LocalPipeline:
         self.stack = stack
         self.lambda_log = lambda_log
         self.names = stack.names
-        environment = stack.lambda_environment(INGESTION)
+        # Each function built by its composition root from the deployed function's environment (as Lambda
+        # would build it on a cold start): nothing is read from, or written to, this process's environment.
+        ingestion_settings = IngestionSettings.from_env(stack.lambda_environment(INGESTION))
+        stream_settings = StreamSettings.from_env(stack.lambda_environment(STREAM))
         self.prefixes = {
-            "uploads": environment["UPLOADS_PREFIX"],
-            "ingestReports": environment["INGEST_REPORTS_PREFIX"],
-            "compras": stack.lambda_environment(STREAM)["COMPRAS_PREFIX"],
+            "uploads": ingestion_settings.uploads_prefix,
+            "ingestReports": ingestion_settings.ingest_reports_prefix,
+            "compras": stream_settings.compras_prefix,
         }
         self.progress = progress or (lambda _message: None)
-        os.environ.update(stack.lambda_environment(STREAM))
-        os.environ.update(environment)
-        reset_clients()
-        # Imported here: the handlers read their settings and create clients from the environment above.
+        # Powertools reads its own configuration (service, namespace, log level) from the environment when the
+        # handler modules create their Logger and Metrics: the deployed values, unless the process has its own.
+        for name, value in stack.lambda_environment(INGESTION).items():
+            if name.startswith("POWERTOOLS_"):
+                os.environ.setdefault(name, value)
         from lambdas.ingestion import handler as ingestion_handler
         from lambdas.stream import handler as stream_handler
-        from local.sqs_poller import SqsPoller
-        from local.stream_poller import StreamPoller
 
         self.sqs_poller = SqsPoller(
             stack.event_source(INGESTION),
-            ingestion_handler.handler,
+            ingestion_handler.build_handler(ingestion_settings),
             # Local shortcut: a failed message reappears after 1 s instead of the queue's visibility timeout
             # (30 min), so retries and the redrive to the DLQ happen while you watch.
             retry_visibility_seconds=1,
         )
-        self.stream_poller = StreamPoller(stack.event_source(STREAM), stream_handler.handler)
+        self.stream_poller = StreamPoller(stack.event_source(STREAM), stream_handler.build_handler(stream_settings))
 
     # --- input ------------------------------------------------------------------------------------------------
 

@@ -139,7 +139,6 @@ def lambda_environment(names: StackNames) -> dict[str, str]:
         "COMPRAS_PREFIX": p["compras"],
         "INGEST_REPORTS_PREFIX": p["ingestReports"],
         "REPORTS_PREFIX": p["reports"],
-        "ATHENA_RESULTS_PREFIX": p["athenaResults"],
         "DEFAULT_CURRENCY": cfg["defaults"]["currency"],
         "POWERTOOLS_SERVICE_NAME": cfg["service"],
         "POWERTOOLS_METRICS_NAMESPACE": obs["metricsNamespace"],

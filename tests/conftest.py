@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 
@@ -36,6 +37,16 @@ def stack(aws, monkeypatch):
     for key, value in created.lambda_environment().items():
         monkeypatch.setenv(key, value)
     yield created
+
+
+@pytest.fixture(autouse=True)
+def fresh_lambda_containers(monkeypatch):
+    """Every test starts on fresh Lambda containers: each function's entry point (``handler``) builds its function
+    again from the test's environment on the first event (what a cold start does)."""
+    for name in ("lambdas.ingestion.handler", "lambdas.stream.handler"):
+        module = sys.modules.get(name)
+        if module is not None:
+            monkeypatch.setattr(module, "_handler", None)
 
 
 def pytest_configure(config):

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 import time
@@ -20,7 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any
 
 from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
@@ -48,41 +47,13 @@ class WriteRetriesExhausted(RuntimeError):
 
 @dataclass(frozen=True)
 class WritePolicy:
-    """Tuning of the writes; the defaults are config/pipeline.yml `functions.ingestion` (serverless.yml
-    passes them as the environment variables read by :meth:`from_env`)."""
+    """Tuning of the writes. The ingestion builds it from its settings (lambdas.ingestion.service.write_policy:
+    config/pipeline.yml `functions.ingestion`, passed as environment); the defaults serve tests only."""
 
     concurrency: int = 8
     max_attempts: int = 8
     backoff_base_seconds: float = 0.05
     backoff_cap_seconds: float = 5.0
-
-    ENV: ClassVar[dict[str, str]] = {
-        "concurrency": "WRITE_CONCURRENCY",
-        "max_attempts": "MAX_WRITE_ATTEMPTS",
-        "backoff_base_seconds": "BACKOFF_BASE_SECONDS",
-        "backoff_cap_seconds": "BACKOFF_CAP_SECONDS",
-    }
-
-    @classmethod
-    def from_env(cls) -> WritePolicy:
-        defaults = cls()
-        values: dict[str, Any] = {}
-        for name, variable in cls.ENV.items():
-            raw = os.environ.get(variable)
-            default = getattr(defaults, name)
-            if raw is None or raw == "":
-                values[name] = default
-                continue
-            try:
-                values[name] = type(default)(raw)
-            except ValueError:
-                raise ValueError(
-                    f"environment variable {variable}={raw!r} is not a valid {type(default).__name__}"
-                ) from None
-        policy = cls(**values)
-        if policy.concurrency < 1 or policy.max_attempts < 1 or policy.backoff_base_seconds < 0:
-            raise ValueError(f"invalid write policy {policy}: concurrency and max_attempts must be >= 1")
-        return policy
 
     def backoff(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
         """Full jitter: uniform in [0, min(cap, base * 2**attempt))."""

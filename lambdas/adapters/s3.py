@@ -118,6 +118,11 @@ def _chunks(body: Any, chunk_size: int) -> Iterator[bytes]:
         body.close()
 
 
+def put_object(bucket: str, key: str, body: bytes, *, content_type: str = "application/json") -> None:
+    """PUT one object (raises on failure, after botocore's retries)."""
+    client("s3").put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+
+
 def put_json(bucket: str, key: str, document: Any) -> None:
     """PUT a JSON document (UTF-8, non-ASCII kept; Decimal and datetime written as strings)."""
     body = json.dumps(document, ensure_ascii=False, indent=2, default=str).encode("utf-8")

@@ -493,6 +493,12 @@ def to_json(report: Mapping[str, Any], *, indent: int | None = None) -> str:
     return json.dumps(_plain(report), ensure_ascii=False, indent=indent)
 
 
+def plain(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The report with the JSON types ``to_json`` writes (Decimals as int/float): a response built from the
+    same values, without writing and parsing the text again."""
+    return _plain(report)
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)

@@ -3,15 +3,16 @@
 Thin: Powertools' BatchProcessor reports each failed message in ``batchItemFailures`` (the SQS event
 source uses ReportBatchItemFailures), so one bad message never fails its neighbours. Each message body
 is an S3 event notification; every ObjectCreated:* record of a CSV under the uploads prefix is handed to
-lambdas.ingestion.service. Environment: STAGE, DYNAMODB_TABLE, BUCKET_NAME, UPLOADS_PREFIX,
-INGEST_REPORTS_PREFIX (and the rest of lambdas.shared.settings.Settings); tuning, with the defaults of
-config/pipeline.yml: WRITE_CONCURRENCY, MAX_WRITE_ATTEMPTS, BACKOFF_BASE_SECONDS,
-BACKOFF_CAP_SECONDS, MAX_REPORTED_REJECTIONS.
+lambdas.ingestion.service. ``build_handler(settings)`` is the whole function for one composition; the module's
+``handler`` (the Lambda entry point) builds it once per container from the environment
+(lambdas.shared.settings.IngestionSettings).
 """
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -22,12 +23,11 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from lambdas.ingestion import service
 from lambdas.shared.observability import logger_for, metrics_for
-from lambdas.shared.settings import Settings
+from lambdas.shared.settings import IngestionSettings
 
 FUNCTION = "ingestarTickets"
 logger = logger_for(FUNCTION)
 metrics = metrics_for(FUNCTION)
-processor = BatchProcessor(event_type=EventType.SQS)
 LOGGED_REJECTIONS = 20  # per file, in one log line; the report object lists up to MAX_REPORTED_REJECTIONS
 
 
@@ -35,8 +35,7 @@ class NotAnS3Notification(ValueError):
     """The message is neither an S3 event notification nor an s3:TestEvent (it ends in the DLQ)."""
 
 
-def record_handler(record: SQSRecord) -> None:
-    settings = Settings.from_env()
+def record_handler(record: SQSRecord, ingestion: service.Ingestion) -> None:
     try:
         body = record.json_body
     except ValueError as exc:
@@ -49,10 +48,11 @@ def record_handler(record: SQSRecord) -> None:
     if not isinstance(body.get("Records"), list):
         raise NotAnS3Notification(f"message {record.message_id}: no 'Records' list (not an S3 event notification)")
     for s3_record in S3Event(body).records:
-        _handle_s3_record(s3_record, settings, record.message_id)
+        _handle_s3_record(s3_record, ingestion, record.message_id)
 
 
-def _handle_s3_record(s3_record: Any, settings: Settings, message_id: str) -> None:
+def _handle_s3_record(s3_record: Any, ingestion: service.Ingestion, message_id: str) -> None:
+    settings = ingestion.settings
     bucket = s3_record.s3.bucket.name
     key = unquote_plus(s3_record.s3.get_object.key)
     where = {"message_id": message_id, "bucket": bucket, "key": key, "event_name": s3_record.event_name}
@@ -63,7 +63,7 @@ def _handle_s3_record(s3_record: Any, settings: Settings, message_id: str) -> No
         logger.info(f"not a CSV under {settings.uploads_prefix}: skipped", extra=where)
         return
     started = time.monotonic()
-    outcome = service.ingest_object(bucket, key, settings)
+    outcome = ingestion.ingest_object(bucket, key)
     if outcome is None:
         logger.warning("object no longer exists: nothing to ingest (not retried)", extra=where)
         metrics.add_metric(name="FilesMissing", unit=MetricUnit.Count, value=1)
@@ -113,8 +113,29 @@ def _log_rejections(report: dict[str, Any], where: dict[str, Any], report_uri: s
     )
 
 
-@logger.inject_lambda_context
-@metrics.log_metrics
+def build_handler(settings: IngestionSettings) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """The ingestion function of one composition (lambdas.ingestion.service.build_ingestion)."""
+    ingestion = service.build_ingestion(settings)
+    processor = BatchProcessor(event_type=EventType.SQS)
+
+    def handle_record(record: SQSRecord) -> None:
+        record_handler(record, ingestion)
+
+    @logger.inject_lambda_context
+    @metrics.log_metrics
+    def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        metrics.add_metric(name="Messages", unit=MetricUnit.Count, value=len(event.get("Records", [])))
+        return process_partial_response(event=event, record_handler=handle_record, processor=processor, context=context)
+
+    return handle
+
+
+_handler: Callable[[dict[str, Any], Any], dict[str, Any]] | None = None
+
+
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    metrics.add_metric(name="Messages", unit=MetricUnit.Count, value=len(event.get("Records", [])))
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    """The Lambda entry point: the function is built from the environment on the container's first event."""
+    global _handler
+    if _handler is None:
+        _handler = build_handler(IngestionSettings.from_env(os.environ))
+    return _handler(event, context)

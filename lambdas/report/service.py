@@ -14,7 +14,6 @@ The handler (lambdas/report/handler.py) only maps events to these calls and resu
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -86,11 +85,8 @@ def compute_and_save(
     """Generate the report (queries through `runner`) and save it as `{prefix}{tenant}/{report_id}.json`."""
     document = report.generate_report(request, runner, generated_at=generated_at)
     key = report.report_key(reports_prefix, encode_id(request.tenant_id), report_id)
-    body = report.to_json(document, indent=2).encode("utf-8")
-    (failure,) = s3.put_objects_parallel(bucket, [(key, body)], concurrency=1)
-    if failure is not None:
-        raise failure
-    return SavedReport(report_id=report_id, location=f"s3://{bucket}/{key}", key=key, document=json.loads(body))
+    s3.put_object(bucket, key, report.to_json(document, indent=2).encode("utf-8"))
+    return SavedReport(report_id=report_id, location=f"s3://{bucket}/{key}", key=key, document=report.plain(document))
 
 
 def _status_key(reports_prefix: str, tenant_id: str, report_id: str) -> str:

@@ -1,58 +1,131 @@
-"""Run-time settings of the Lambda functions, read from the environment serverless.yml sets.
+"""Run-time settings of the Lambda functions: one typed object per function, parsed and validated once.
 
-Names are never defaulted here: config/pipeline.yml is their only source (serverless.yml passes
-them as environment variables; pipeline_config/ builds the same environment for local runs).
-A missing variable fails fast with a message that names it.
+On Lambda the handler module builds its function from ``<Function>Settings.from_env(os.environ)`` on the first
+invocation (the variables serverless.yml sets in ``provider.environment``; config/pipeline.yml is their only
+source, so nothing is defaulted here). Local runs build the same object from the deployed function's environment
+(local/stack.py ``DeployedFunction.environment``) and tests from a mapping or the constructor: nobody mutates the
+process environment. A missing or invalid variable fails fast with a message that names it.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
 class MissingSettingError(RuntimeError):
-    pass
+    """A variable of the function's environment is missing or invalid."""
 
 
-def _require(name: str) -> str:
-    value = os.environ.get(name)
-    if not value:
-        raise MissingSettingError(
-            f"environment variable {name} is not set: it comes from serverless.yml "
-            "(config/pipeline.yml) or, locally, from pipeline_config.lambda_environment()"
+class _Env:
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+
+    def text(self, name: str) -> str:
+        value = self.environ.get(name)
+        if not value:
+            raise MissingSettingError(
+                f"environment variable {name} is not set: it comes from serverless.yml provider.environment "
+                "(config/pipeline.yml)"
+            )
+        return value
+
+    def integer(self, name: str, minimum: int) -> int:
+        raw = self.text(name)
+        try:
+            value = int(raw)
+        except ValueError:
+            raise MissingSettingError(f"environment variable {name}={raw!r} is not a whole number") from None
+        if value < minimum:
+            raise MissingSettingError(f"environment variable {name} must be >= {minimum}, got {raw!r}")
+        return value
+
+    def number(self, name: str, minimum: float) -> float:
+        raw = self.text(name)
+        try:
+            value = float(raw)
+        except ValueError:
+            raise MissingSettingError(f"environment variable {name}={raw!r} is not a number") from None
+        if not value >= minimum:
+            raise MissingSettingError(f"environment variable {name} must be >= {minimum}, got {raw!r}")
+        return value
+
+
+@dataclass(frozen=True)
+class IngestionSettings:
+    """ingestarTickets."""
+
+    stage: str
+    table_name: str
+    uploads_prefix: str
+    ingest_reports_prefix: str
+    write_concurrency: int
+    max_write_attempts: int
+    backoff_base_seconds: float
+    backoff_cap_seconds: float
+    max_reported_rejections: int
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> IngestionSettings:
+        env = _Env(environ)
+        return cls(
+            stage=env.text("STAGE"),
+            table_name=env.text("DYNAMODB_TABLE"),
+            uploads_prefix=env.text("UPLOADS_PREFIX"),
+            ingest_reports_prefix=env.text("INGEST_REPORTS_PREFIX"),
+            write_concurrency=env.integer("WRITE_CONCURRENCY", 1),
+            max_write_attempts=env.integer("MAX_WRITE_ATTEMPTS", 1),
+            backoff_base_seconds=env.number("BACKOFF_BASE_SECONDS", 0.0),
+            backoff_cap_seconds=env.number("BACKOFF_CAP_SECONDS", 0.0),
+            max_reported_rejections=env.integer("MAX_REPORTED_REJECTIONS", 0),
         )
-    return value
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """actualizarComprasStream."""
+
+    stage: str
+    bucket_name: str
+    glue_database: str
+    glue_table: str
+    compras_prefix: str
+    default_currency: str
+    put_concurrency: int
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> StreamSettings:
+        env = _Env(environ)
+        return cls(
+            stage=env.text("STAGE"),
+            bucket_name=env.text("BUCKET_NAME"),
+            glue_database=env.text("GLUE_DATABASE"),
+            glue_table=env.text("GLUE_TABLE"),
+            compras_prefix=env.text("COMPRAS_PREFIX"),
+            default_currency=env.text("DEFAULT_CURRENCY"),
+            put_concurrency=env.integer("PUT_CONCURRENCY", 1),
+        )
 
 
 @dataclass(frozen=True)
 class Settings:
+    """The names the report function reads (generarReporteCompras; its own tuning is
+    lambdas.report.service.ReportConfig)."""
+
     stage: str
-    table_name: str
     bucket_name: str
     glue_database: str
-    glue_table: str
     athena_workgroup: str
-    uploads_prefix: str
-    compras_prefix: str
-    ingest_reports_prefix: str
     reports_prefix: str
-    default_currency: str
-    region: str
 
     @classmethod
-    def from_env(cls) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = _Env(os.environ if environ is None else environ)
         return cls(
-            stage=_require("STAGE"),
-            table_name=_require("DYNAMODB_TABLE"),
-            bucket_name=_require("BUCKET_NAME"),
-            glue_database=_require("GLUE_DATABASE"),
-            glue_table=_require("GLUE_TABLE"),
-            athena_workgroup=_require("ATHENA_WORKGROUP"),
-            uploads_prefix=_require("UPLOADS_PREFIX"),
-            compras_prefix=_require("COMPRAS_PREFIX"),
-            ingest_reports_prefix=_require("INGEST_REPORTS_PREFIX"),
-            reports_prefix=_require("REPORTS_PREFIX"),
-            default_currency=_require("DEFAULT_CURRENCY"),
-            region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+            stage=env.text("STAGE"),
+            bucket_name=env.text("BUCKET_NAME"),
+            glue_database=env.text("GLUE_DATABASE"),
+            athena_workgroup=env.text("ATHENA_WORKGROUP"),
+            reports_prefix=env.text("REPORTS_PREFIX"),
         )

@@ -14,13 +14,6 @@ from local.stream_poller import StreamPoller, StreamPollerSettings
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(autouse=True)
-def cold_container():
-    stream_handler.reset_container_state()
-    yield
-    stream_handler.reset_container_state()
-
-
 def put(stack, *compra_ids, fecha="2026-03-07 10:15:00"):
     table = boto3.resource("dynamodb").Table(stack.names.table)
     for compra_id in compra_ids:

@@ -45,9 +45,7 @@ def purchase_key(text: str) -> tuple[str, str]:
 @pytest.fixture(autouse=True)
 def cold_containers(stack):
     clients.reset_clients()
-    stream_handler.reset_container_state()
     yield
-    stream_handler.reset_container_state()
 
 
 def ingest(stack, key: str, data: bytes):

@@ -50,9 +50,7 @@ def cold_containers(stack, fast_botocore_retries, monkeypatch):
     monkeypatch.setenv("BACKOFF_BASE_SECONDS", "0.001")
     monkeypatch.setenv("BACKOFF_CAP_SECONDS", "0.01")
     clients.reset_clients()
-    stream_handler.reset_container_state()
     yield
-    stream_handler.reset_container_state()
     clients.reset_clients()
 
 

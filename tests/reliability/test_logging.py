@@ -46,14 +46,12 @@ def csv_bytes() -> bytes:
 
 def test_no_customer_row_is_logged_at_info(stack, ingestion_logs):
     clients.reset_clients()
-    stream_handler.reset_container_state()
     key = "uploads/logging/tickets.csv"
     SqsPoller(stack.event_source("ingestarTickets"), ingestion_handler.handler).run_until_idle()
     data = csv_bytes()
     boto3.client("s3").put_object(Bucket=stack.names.bucket, Key=key, Body=data)
     stats = SqsPoller(stack.event_source("ingestarTickets"), ingestion_handler.handler).run_until_idle()
     StreamPoller(stack.event_source("actualizarComprasStream"), stream_handler.handler).run_until_idle()
-    stream_handler.reset_container_state()
 
     assert stats.messages_deleted == 1
     table = boto3.resource("dynamodb").Table(stack.names.table)

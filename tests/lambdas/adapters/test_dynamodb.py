@@ -9,7 +9,6 @@ from decimal import Decimal
 import pytest
 from botocore.awsrequest import AWSResponse
 
-import pipeline_config as config
 from lambdas.adapters import clients
 from lambdas.adapters.dynamodb import ParallelBatchWriter, WritePolicy, WriteRetriesExhausted
 
@@ -184,24 +183,6 @@ def test_backoff_is_full_jitter_capped():
     assert policy.backoff(1, lambda: 1.0) == pytest.approx(0.1)
     assert policy.backoff(20, lambda: 1.0) == 5
     assert policy.backoff(3, lambda: 0.0) == 0
-
-
-def test_policy_defaults_are_the_config_values(monkeypatch):
-    cfg = config.function_settings("ingestion")
-    for variable in WritePolicy.ENV.values():
-        monkeypatch.delenv(variable, raising=False)
-    assert WritePolicy.from_env() == WritePolicy(
-        concurrency=cfg["writeConcurrency"],
-        max_attempts=cfg["maxWriteAttempts"],
-        backoff_base_seconds=cfg["backoffBaseSeconds"],
-        backoff_cap_seconds=cfg["backoffCapSeconds"],
-    )
-    monkeypatch.setenv("WRITE_CONCURRENCY", "3")
-    monkeypatch.setenv("MAX_WRITE_ATTEMPTS", "2")
-    assert WritePolicy.from_env().concurrency == 3 and WritePolicy.from_env().max_attempts == 2
-    monkeypatch.setenv("WRITE_CONCURRENCY", "many")
-    with pytest.raises(ValueError, match="WRITE_CONCURRENCY='many'"):
-        WritePolicy.from_env()
 
 
 def test_fast_serialisation_matches_type_serializer():

@@ -4,6 +4,7 @@ message fail and succeed on redelivery, an object replaced between the two reads
 from __future__ import annotations
 
 import json
+import os
 
 import boto3
 import pytest
@@ -13,7 +14,7 @@ from lambdas.adapters import clients, s3
 from lambdas.adapters.dynamodb import WritePolicy, WriteRetriesExhausted
 from lambdas.ingestion import handler as ingestion
 from lambdas.ingestion import service
-from lambdas.shared.settings import Settings
+from lambdas.shared.settings import IngestionSettings, MissingSettingError
 from local.sqs_poller import SqsPoller
 
 pytestmark = pytest.mark.integration
@@ -52,7 +53,9 @@ def upload(stack, key: str, text: str) -> None:
 
 def test_split_basket_is_rebuilt_from_a_second_read(env):
     upload(env, "uploads/split.csv", SPLIT)
-    outcome = service.ingest_object(env.names.bucket, "uploads/split.csv", Settings.from_env())
+    outcome = service.build_ingestion(IngestionSettings.from_env(os.environ)).ingest_object(
+        env.names.bucket, "uploads/split.csv"
+    )
     assert outcome.report_uri.endswith("/ingest-reports/split.csv.report.json")
     assert outcome.report["counts"]["split_purchases_rebuilt"] == 1
     assert outcome.report["counts"]["purchases_written"] == 3
@@ -74,7 +77,9 @@ def test_object_replaced_between_the_two_reads_fails_the_file(env):
     s3_client.meta.events.register("before-call.s3.GetObject", replace_before_second_get)
     try:
         with pytest.raises(s3.ObjectChanged):
-            service.ingest_object(env.names.bucket, "uploads/split.csv", Settings.from_env())
+            service.build_ingestion(IngestionSettings.from_env(os.environ)).ingest_object(
+                env.names.bucket, "uploads/split.csv"
+            )
     finally:
         s3_client.meta.events.unregister("before-call.s3.GetObject", replace_before_second_get)
 
@@ -105,7 +110,7 @@ def test_throttling_past_the_retries_fails_the_message_and_redelivery_succeeds(e
     finally:
         ddb.meta.events.unregister("before-call.dynamodb.BatchWriteItem", throttle)
     assert sorted(items(env)) == [("S1", "B1"), ("S1", "B2"), ("S1", "B3")]
-    assert WritePolicy.from_env().max_attempts == 2
+    assert service.write_policy(IngestionSettings.from_env(os.environ)).max_attempts == 2
 
 
 def test_retriable_failure_propagates_from_the_service(env, monkeypatch):
@@ -127,25 +132,34 @@ def test_retriable_failure_propagates_from_the_service(env, monkeypatch):
     ddb.meta.events.register_first("before-call.dynamodb.BatchWriteItem", unprocessed)
     try:
         with pytest.raises(WriteRetriesExhausted, match="UnprocessedItems"):
-            service.ingest_object(
-                env.names.bucket,
-                "uploads/a.csv",
-                Settings.from_env(),
-                WritePolicy(max_attempts=3, backoff_base_seconds=0),
-            )
+            service.build_ingestion(
+                IngestionSettings.from_env(os.environ), WritePolicy(max_attempts=3, backoff_base_seconds=0)
+            ).ingest_object(env.names.bucket, "uploads/a.csv")
     finally:
         ddb.meta.events.unregister("before-call.dynamodb.BatchWriteItem", unprocessed)
 
 
 def test_report_key_mirrors_the_upload_path(env):
-    settings = Settings.from_env()
+    settings = IngestionSettings.from_env(os.environ)
     assert service.report_key(settings, "uploads/a/b ñ.csv") == "ingest-reports/a/b ñ.csv.report.json"
 
 
-def test_max_reported_rejections_defaults_to_the_config_value(monkeypatch):
+def test_settings_come_from_the_deployed_function_and_fail_fast(env):
+    """The ingestion's settings: parsed once from the deployed function's environment (config values)."""
     import pipeline_config as config
 
-    monkeypatch.delenv(service.MAX_REPORTED_ENV, raising=False)
-    assert service.max_reported() == config.function_settings("ingestion")["maxReportedRejections"]
-    monkeypatch.setenv(service.MAX_REPORTED_ENV, "7")
-    assert service.max_reported() == 7
+    cfg = config.function_settings("ingestion")
+    settings = IngestionSettings.from_env(env.lambda_environment("ingestarTickets"))
+    assert settings.max_reported_rejections == cfg["maxReportedRejections"]
+    assert service.write_policy(settings) == WritePolicy(
+        concurrency=cfg["writeConcurrency"],
+        max_attempts=cfg["maxWriteAttempts"],
+        backoff_base_seconds=cfg["backoffBaseSeconds"],
+        backoff_cap_seconds=cfg["backoffCapSeconds"],
+    )
+    broken = {**env.lambda_environment("ingestarTickets"), "WRITE_CONCURRENCY": "many"}
+    with pytest.raises(MissingSettingError, match="WRITE_CONCURRENCY='many'"):
+        IngestionSettings.from_env(broken)
+    del broken["MAX_REPORTED_REJECTIONS"]
+    with pytest.raises(MissingSettingError, match="MAX_REPORTED_REJECTIONS is not set"):
+        IngestionSettings.from_env({**broken, "WRITE_CONCURRENCY": "3"})

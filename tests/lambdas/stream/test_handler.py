@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from botocore.exceptions import ClientError
 
 from lambdas.adapters.clients import client, hot_client, reset_clients
+from lambdas.shared.settings import MissingSettingError
 from lambdas.stream import handler as stream_handler
 from local.lambda_context import LocalLambdaContext
 from local.stack import create_stack
@@ -18,13 +19,6 @@ from local.stream_poller import read_lambda_records
 from tests.factories import purchase_item
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def cold_container():
-    stream_handler.reset_container_state()
-    yield
-    stream_handler.reset_container_state()
 
 
 def purchase(tenant_id, compra_id, fecha="2026-03-07 10:15:00", **overrides):
@@ -129,7 +123,7 @@ def test_insert_modify_remove_become_documents_and_partitions(stack, capsys):
     }
 
 
-def test_rerunning_the_same_batch_leaves_the_same_objects(stack):
+def test_rerunning_the_same_batch_leaves_the_same_objects(stack, monkeypatch):
     t = table(stack)
     for i in range(5):
         t.put_item(Item=purchase(f"s{i % 2}", f"B{i}"))
@@ -137,7 +131,7 @@ def test_rerunning_the_same_batch_leaves_the_same_objects(stack):
     stream_handler.handler(event, context())
     first = set(objects(stack))
     first_partitions = partitions(stack)
-    stream_handler.reset_container_state()  # a retry may land on a fresh container
+    monkeypatch.setattr(stream_handler, "_handler", None)  # a retry may land on a fresh container
     assert stream_handler.handler(event, context()) == {"batchItemFailures": []}
     assert set(objects(stack)) == first
     assert len(first) == 5
@@ -222,7 +216,7 @@ def test_a_batch_where_every_record_fails_is_a_function_error(stack):
 
 def test_missing_put_concurrency_fails_fast(stack, monkeypatch):
     monkeypatch.delenv("PUT_CONCURRENCY")
-    with pytest.raises(Exception, match="PUT_CONCURRENCY"):
+    with pytest.raises(MissingSettingError, match="PUT_CONCURRENCY"):
         stream_handler.handler({"Records": []}, context())
 
 
