@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from local.moto_server import reset_moto, serialize_stream_appends
+from local.moto_server import notify_like_s3, reset_moto, serialize_stream_appends, transactions_like_dynamodb
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -103,6 +103,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     serialize_stream_appends()
+    notify_like_s3()
+    transactions_like_dynamodb()
     from moto.server import main as moto_main
 
     moto_main(["--host", args.host, "--port", str(args.port)])

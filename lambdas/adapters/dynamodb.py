@@ -1,17 +1,27 @@
-"""DynamoDB adapter: purchase items written with parallel BatchWriteItem calls and bounded retries.
+"""DynamoDB adapter: purchase items written once each, conditionally on ``source_order``, in parallel.
 
-* Items are serialised with boto3's TypeSerializer and sent in requests of 25 (the API maximum), up to
-  ``concurrency`` requests in flight (a thread pool; the shared client is thread-safe).
-* UnprocessedItems are resent with exponential backoff and full jitter, at most ``max_attempts`` calls
-  per batch. Throttling, 5xx and connection errors are retried the same way (on top of botocore's own
-  standard retries). When they outlast the attempts, :class:`WriteRetriesExhausted` is raised: the
-  caller lets the SQS message fail so it is redelivered (and reaches the DLQ after maxReceiveCount).
-* A ValidationException (a permanent problem of one item) splits the batch into single-item calls so
-  only the offending items are refused; ``flush()`` returns them with DynamoDB's message.
+* Each item goes into a TransactWriteItems request of up to 100 Put actions (and at most 4 MB), every Put
+  conditional on ``attribute_not_exists(source_order) OR source_order <= :order``: an item is never
+  replaced by one from an older source (docs/operations.md, "Never stale"). BatchWriteItem cannot carry
+  conditions; a transaction is the one multi-item write that can (it costs 2 write units per item).
+* Up to ``concurrency`` requests are in flight (a thread pool over the shared, thread-safe client).
+* A cancelled transaction says why per action: ``ConditionalCheckFailed`` means the table holds that
+  purchase from a newer source (counted as superseded, not retried); ``ValidationError`` refuses that item
+  for good (returned with DynamoDB's message); conflicts, throttling and the actions that were only
+  cancelled alongside are sent again. Throttling, 5xx, conflicts and connection errors are retried with
+  exponential backoff and full jitter, at most ``max_attempts`` calls per batch, on top of botocore's own
+  standard retries; past that :class:`WriteRetriesExhausted` is raised and the caller lets the SQS message
+  fail (it is redelivered; re-ingesting a version is idempotent).
+* A ValidationException of a whole request (one bad item) splits it into single-item transactions so only
+  the offending items are refused.
+* Requests are serialised once, by json's C encoder, straight into the wire JSON that botocore's own
+  serializer would produce (lambdas.adapters.clients.PreparedList; tested byte for byte); signing,
+  credentials, endpoint, retries and error parsing stay botocore's.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -24,9 +34,11 @@ from typing import Any
 from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
-from lambdas.adapters.clients import hot_client
+from lambdas.adapters.clients import PreparedList, hot_client
+from lambdas.domain.purchases import WriteOutcome
 
-MAX_BATCH = 25  # BatchWriteItem limit
+MAX_ACTIONS = 100  # TransactWriteItems limit
+MAX_REQUEST_JSON_BYTES = 4 * 1024 * 1024  # aggregate item size limit of a transaction (JSON is larger)
 RETRIABLE_CODES = frozenset(
     {
         "ProvisionedThroughputExceededException",
@@ -35,6 +47,8 @@ RETRIABLE_CODES = frozenset(
         "InternalServerError",
         "ServiceUnavailable",
         "LimitExceededException",
+        "TransactionInProgressException",
+        "TransactionConflictException",
     }
 )
 
@@ -60,8 +74,23 @@ class WritePolicy:
         return rand() * min(self.backoff_cap_seconds, self.backoff_base_seconds * (2**attempt))
 
 
-class ParallelBatchWriter:
-    """put()/delete() buffer requests; full batches go to a thread pool; flush() waits for all of them.
+CONDITION = "attribute_not_exists(source_order) OR source_order <= :order"
+RETRIABLE_REASONS = frozenset(
+    {"None", "TransactionConflict", "ProvisionedThroughputExceeded", "ThrottlingError", "RequestLimitExceeded"}
+)
+
+
+@dataclass
+class _Action:
+    text: str  # the Put action's wire JSON
+    key: Key
+    lines: int  # product lines of the item (for the report)
+    item: dict[str, Any]
+
+
+class ConditionalWriter:
+    """put() serialises an item into a conditional Put action; full requests go to a thread pool; flush()
+    waits for all of them and returns what was refused or superseded.
 
     Implements lambdas.domain.purchases.PurchaseSink. Use as a context manager (the pool is shut down).
     """
@@ -79,11 +108,14 @@ class ParallelBatchWriter:
         self._sleep = sleep
         self._rand = rand
         self._serializer = TypeSerializer()
-        self._buffer: list[tuple[dict[str, Any], dict[str, Any]]] = []  # (request, python item)
+        self._table_json = json.dumps(table_name)
+        self._buffer: list[_Action] = []
+        self._buffer_bytes = 0
         self._pool = ThreadPoolExecutor(max_workers=self.policy.concurrency, thread_name_prefix="ddb-write")
         self._slots = threading.BoundedSemaphore(self.policy.concurrency * 2)  # bounded memory in flight
         self._futures: list[Future] = []
         self._lock = threading.Lock()
+        self._outcome = WriteOutcome()
         self.items_written = 0
         self.requests_sent = 0
         self.retries = 0
@@ -91,8 +123,34 @@ class ParallelBatchWriter:
     # -- PurchaseSink ---------------------------------------------------------------------------------
 
     def put(self, item: dict[str, Any]) -> None:
-        serialized = {name: self._attribute_value(value) for name, value in item.items()}
-        self._add({"PutRequest": {"Item": serialized}}, item)
+        attributes = {name: self._attribute_value(value) for name, value in item.items()}
+        order = item["source_order"]
+        # Key order = what the action dict below would give; json.dumps(ensure_ascii) = botocore's body.
+        text = (
+            f'{{"Put": {{"TableName": {self._table_json}, "Item": {json.dumps(attributes)}, '
+            f'"ConditionExpression": "{CONDITION}", '
+            f'"ExpressionAttributeValues": {{":order": {{"S": {json.dumps(order)}}}}}}}}}'
+        )
+        if self._buffer and (
+            len(self._buffer) >= MAX_ACTIONS or self._buffer_bytes + len(text) > MAX_REQUEST_JSON_BYTES
+        ):
+            self._submit()
+        key = (item["tenant_id"], item["compra_id"])
+        self._buffer.append(_Action(text, key, len(item.get("productos") or ()), item))
+        self._buffer_bytes += len(text)
+
+    @staticmethod
+    def action(table_name: str, item: dict[str, Any]) -> dict[str, Any]:
+        """The Put action of ``item`` as botocore parameters (what :meth:`put`'s JSON stands for)."""
+        serializer = TypeSerializer()
+        return {
+            "Put": {
+                "TableName": table_name,
+                "Item": {name: serializer.serialize(value) for name, value in item.items()},
+                "ConditionExpression": CONDITION,
+                "ExpressionAttributeValues": {":order": {"S": item["source_order"]}},
+            }
+        }
 
     def _attribute_value(self, value: Any) -> dict[str, Any]:
         """TypeSerializer's result, with a fast path for the types purchase items use (str, int, Decimal,
@@ -112,32 +170,26 @@ class ParallelBatchWriter:
             return {"M": {k: self._attribute_value(v) for k, v in value.items()}}
         return self._serializer.serialize(value)
 
-    def delete(self, key: Key) -> None:
-        request = {"DeleteRequest": {"Key": {"tenant_id": {"S": key[0]}, "compra_id": {"S": key[1]}}}}
-        self._add(request, {"tenant_id": key[0], "compra_id": key[1], "productos": []})
-
-    def flush(self) -> list[tuple[dict[str, Any], str]]:
+    def flush(self) -> WriteOutcome:
         if self._buffer:
             self._submit()
         futures, self._futures = self._futures, []
-        refused: list[tuple[dict[str, Any], str]] = []
         error: BaseException | None = None
         for future in futures:
             exc = future.exception()
             if exc is not None:
                 error = error or exc
-            else:
-                refused.extend(future.result())
         if error is not None:
             raise error
-        return refused
+        outcome, self._outcome = self._outcome, WriteOutcome()
+        return outcome
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def __enter__(self) -> ParallelBatchWriter:
+    def __enter__(self) -> ConditionalWriter:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -145,13 +197,8 @@ class ParallelBatchWriter:
 
     # -- internals ------------------------------------------------------------------------------------
 
-    def _add(self, request: dict[str, Any], item: dict[str, Any]) -> None:
-        self._buffer.append((request, item))
-        if len(self._buffer) >= MAX_BATCH:
-            self._submit()
-
     def _submit(self) -> None:
-        batch, self._buffer = self._buffer, []
+        batch, self._buffer, self._buffer_bytes = self._buffer, [], 0
         failed = next((f for f in self._futures if f.done() and f.exception() is not None), None)
         if failed is not None:
             raise failed.exception()  # type: ignore[misc]  # fail fast: the message will be redelivered
@@ -160,25 +207,31 @@ class ParallelBatchWriter:
         future.add_done_callback(lambda _: self._slots.release())
         self._futures.append(future)
         if len(self._futures) > 4 * self.policy.concurrency:
-            self._futures = [f for f in self._futures if not f.done() or f.exception() is not None or f.result()]
+            self._futures = [f for f in self._futures if not f.done() or f.exception() is not None]
 
-    def _write(self, batch: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[tuple[dict[str, Any], str]]:
-        """Write one batch until nothing is unprocessed; return the items refused for good."""
-        ddb = hot_client("dynamodb")  # no botocore parameter validation: see lambdas.adapters.clients
-        by_key = {_request_key(request): item for request, item in batch}
-        pending = [request for request, _ in batch]
+    def _write(self, batch: list[_Action]) -> None:
+        """Write one batch until every action is written, superseded or refused."""
+        ddb = hot_client("dynamodb")
+        pending = batch
         attempt = 0
         while pending:
             attempt += 1
             try:
                 with self._lock:
                     self.requests_sent += 1
-                response = ddb.batch_write_item(RequestItems={self.table_name: pending})
+                ddb.transact_write_items(TransactItems=PreparedList.of(pending, self.table_name))
             except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "")
+                error = exc.response.get("Error", {})
+                code = error.get("Code", "")
                 status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+                if code == "TransactionCanceledException" and "CancellationReasons" in exc.response:
+                    pending = self._cancelled(pending, exc.response["CancellationReasons"])
+                    if pending:
+                        self._retry_or_give_up(attempt, f"{code}: {error.get('Message', '')}", len(pending))
+                    continue
                 if code == "ValidationException":
-                    return self._write_singly(pending, by_key, exc)
+                    self._write_singly(pending, error.get("Message", str(exc)))
+                    return
                 if code not in RETRIABLE_CODES and status < 500:
                     raise
                 self._retry_or_give_up(attempt, f"{code or status}: {exc}", len(pending))
@@ -186,36 +239,41 @@ class ParallelBatchWriter:
             except (ConnectionError, HTTPClientError) as exc:
                 self._retry_or_give_up(attempt, f"{type(exc).__name__}: {exc}", len(pending))
                 continue
-            pending = response.get("UnprocessedItems", {}).get(self.table_name, [])
-            if pending:
-                self._retry_or_give_up(attempt, "UnprocessedItems", len(pending))
-        with self._lock:
-            self.items_written += len(batch)
-        return []
+            with self._lock:
+                self.items_written += len(pending)
+            pending = []
 
-    def _write_singly(
-        self, pending: list[dict[str, Any]], by_key: dict[Key, dict[str, Any]], batch_error: ClientError
-    ) -> list[tuple[dict[str, Any], str]]:
+    def _cancelled(self, pending: list[_Action], reasons: list[dict[str, Any]]) -> list[_Action]:
+        """Sort a cancelled transaction's actions by their reason; return those to send again."""
+        if len(reasons) != len(pending):
+            raise RuntimeError(f"TransactWriteItems cancelled with {len(reasons)} reasons for {len(pending)} actions")
+        again: list[_Action] = []
+        with self._lock:
+            for action, reason in zip(pending, reasons, strict=True):
+                code = reason.get("Code") or "None"
+                if code == "ConditionalCheckFailed":
+                    self._outcome.superseded += 1
+                    self._outcome.superseded_lines += action.lines
+                elif code in RETRIABLE_REASONS:
+                    again.append(action)
+                else:  # ValidationError, ItemCollectionSizeLimitExceeded: this item, for good
+                    self._outcome.refused.append((action.item, f"{code}: {reason.get('Message', '')}".strip()))
+        return again
+
+    def _write_singly(self, pending: list[_Action], message: str) -> None:
         if len(pending) == 1:
-            message = batch_error.response.get("Error", {}).get("Message", str(batch_error))
-            return [(by_key[_request_key(pending[0])], message)]
-        refused: list[tuple[dict[str, Any], str]] = []
-        for request in pending:
-            key = _request_key(request)
-            refused.extend(self._write([(request, by_key[key])]))
-        return refused
+            with self._lock:
+                self._outcome.refused.append((pending[0].item, message))
+            return
+        for action in pending:
+            self._write([action])
 
     def _retry_or_give_up(self, attempt: int, what: str, count: int) -> None:
         if attempt >= self.policy.max_attempts:
             raise WriteRetriesExhausted(
-                f"BatchWriteItem on table {self.table_name}: {count} request(s) still failing after "
+                f"TransactWriteItems on table {self.table_name}: {count} item(s) still not written after "
                 f"{attempt} attempts (last: {what}); the message will be retried"
             )
         with self._lock:
             self.retries += 1
         self._sleep(self.policy.backoff(attempt, self._rand))
-
-
-def _request_key(request: dict[str, Any]) -> Key:
-    item = request["PutRequest"]["Item"] if "PutRequest" in request else request["DeleteRequest"]["Key"]
-    return (item["tenant_id"]["S"], item["compra_id"]["S"])

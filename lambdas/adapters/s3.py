@@ -65,11 +65,8 @@ READ_CHUNK_BYTES = 1024 * 1024
 
 
 class ObjectNotFound(Exception):
-    """The object (or its bucket) does not exist (any more)."""
-
-
-class ObjectChanged(Exception):
-    """The object was overwritten between two reads that must see the same version (If-Match failed)."""
+    """The object version (or its key, or its bucket) does not exist (any more): deleted, or a delete marker.
+    Permanent: the ingestion reports it and does not retry."""
 
 
 @dataclass(frozen=True)
@@ -79,34 +76,43 @@ class ObjectInfo:
     etag: str  # without quotes
     last_modified: datetime
     size: int
+    version_id: str | None  # None for an object of an unversioned bucket ("null" version)
+
+
+_GONE = frozenset({"NoSuchKey", "NoSuchVersion", "NoSuchBucket", "404", "MethodNotAllowed", "405"})
 
 
 def open_object(
-    bucket: str, key: str, *, if_match: str | None = None, chunk_size: int = READ_CHUNK_BYTES
+    bucket: str, key: str, *, version_id: str | None = None, chunk_size: int = READ_CHUNK_BYTES
 ) -> tuple[ObjectInfo, Iterator[bytes]]:
-    """GET an object as a stream of byte chunks (nothing is downloaded up front, nothing goes to /tmp).
+    """GET one version of an object as a stream of byte chunks (nothing is downloaded up front, nothing
+    goes to /tmp). ``version_id`` is the version the S3 notification announced: that exact version is read,
+    whatever happened to the key since; None reads the current object (unversioned buckets).
 
-    ``if_match`` (an ETag) makes the read fail with :class:`ObjectChanged` when the object is no longer
-    that version. The body is closed when the iterator is exhausted or garbage-collected.
+    :class:`ObjectNotFound` when the version (or key, or bucket) no longer exists or is a delete marker
+    (S3 answers 405 to a GET of a delete marker's version id). The body is closed when the iterator is
+    exhausted or garbage-collected.
     """
     params: dict[str, Any] = {"Bucket": bucket, "Key": key}
-    if if_match:
-        params["IfMatch"] = f'"{if_match}"'
+    if version_id and version_id != "null":
+        params["VersionId"] = version_id
     try:
         response = client("s3").get_object(**params)
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
-        if code in ("NoSuchKey", "NoSuchBucket", "404"):
-            raise ObjectNotFound(f"s3://{bucket}/{key} does not exist ({code})") from exc
-        if code in ("PreconditionFailed", "412"):
-            raise ObjectChanged(f"s3://{bucket}/{key} changed since ETag {if_match}") from exc
+        status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+        if code in _GONE or status in ("404", "405"):
+            what = f"version {version_id} of " if version_id else ""
+            raise ObjectNotFound(f"{what}s3://{bucket}/{key} does not exist ({code or status})") from exc
         raise
+    version = response.get("VersionId")
     info = ObjectInfo(
         bucket=bucket,
         key=key,
         etag=response["ETag"].strip('"'),
         last_modified=response["LastModified"],
         size=int(response.get("ContentLength", 0)),
+        version_id=None if not version or version == "null" else version,
     )
     return info, _chunks(response["Body"], chunk_size)
 

@@ -1,27 +1,34 @@
 """Purchases from ticket lines: grouping, duplicates and conflicts, the 400 KB item check, the report.
 
-Pure Python (no AWS): the object is given as a function that opens a fresh stream of byte chunks and
-the table as a :class:`PurchaseSink`; lambdas/ingestion wires them to S3 and DynamoDB.
+Pure Python (no AWS): the object is given as a stream of byte chunks, read once, and the table as a
+:class:`PurchaseSink`; lambdas/ingestion wires them to S3 (the exact object version the notification
+announced) and DynamoDB (conditional writes on ``source_order``). docs/ingestion-design.md is the design:
 
-Memory stays bounded for files ordered by basket (the usual export order) while the result does not
-depend on row order:
-
-1. Stream the rows; when the (store, basket_id) group ends, build its purchase and hand it to the sink.
-   Only a hash of each flushed key is remembered.
-2. A key that shows up again after its group was flushed (a basket split across the file) is noted.
-   After the pass the object is streamed again and just those purchases are rebuilt from all their lines
-   and rewritten (or deleted again when, complete, they turn out to be invalid).
+1. Read and validate the whole object once, grouping the valid lines by (store, basket_id) in memory up to
+   a budget (``memory_budget_bytes``); past it every line goes to ``/tmp`` in partitions by a stable hash of
+   its key (:class:`SpillGrouper`). Memory is bounded whatever the row order; nothing is written yet.
+2. Then build each purchase from ALL its lines (partition by partition when spilled) and hand it to the sink
+   once. No fragment is ever written, rewritten or deleted.
 
 The item schema is documented in docs/item-schema.md, the report in docs/csv-contract.md.
 """
 
 from __future__ import annotations
 
+import errno
+import os
+import pickle
+import shutil
+import struct
+import tempfile
 import time
+import zlib
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any, Protocol
 
 from lambdas.domain import limits
@@ -34,14 +41,47 @@ DEFAULT_MAX_LISTED = 1000  # rejected rows / purchases listed one by one in a re
 Key = tuple[str, str]
 
 
+SEQUENCER_WIDTH = 32  # S3 sequencers are hex strings compared after left-padding with zeros
+
+
 @dataclass(frozen=True)
 class SourceInfo:
-    """The S3 object a file's purchases come from (ingested_at = its LastModified, ISO 8601 UTC)."""
+    """The S3 object version a file's purchases come from.
+
+    ``ingested_at`` is its LastModified (ISO 8601 UTC, ``YYYY-MM-DDTHH:MM:SSZ``); ``version_id`` is None for
+    an unversioned bucket; ``sequencer`` is the S3 event's (None when the event had none).
+    """
 
     bucket: str
     key: str
     etag: str
     ingested_at: str
+    version_id: str | None = None
+    sequencer: str | None = None
+
+    @property
+    def order(self) -> str:
+        """``source_order``: a string whose byte order (DynamoDB compares strings as UTF-8 bytes) is the order
+        of sources. LastModified first, then the key, then the S3 sequencer (orders the events of one key),
+        then the version id (a deterministic last tie-break). The key is written in hex so that the byte
+        order of the whole string is the order of the (time, key, sequencer, version) tuple: hex digits
+        sort like the key's bytes and the space after it sorts below every hex digit, so a key that is a
+        prefix of another sorts first. docs/operations.md documents the encoding and its tie-breaks."""
+        sequencer = (self.sequencer or "").upper().rjust(SEQUENCER_WIDTH, "0")
+        return f"{self.ingested_at} {self.key.encode('utf-8').hex()} {sequencer} {self.version_id or 'null'}"
+
+    def item_attributes(self) -> dict[str, str]:
+        """The source attributes every item of this source carries (docs/item-schema.md)."""
+        attributes = {
+            "source_bucket": self.bucket,
+            "source_key": self.key,
+            "source_etag": self.etag,
+            "ingested_at": self.ingested_at,
+            "source_order": self.order,
+        }
+        if self.version_id:
+            attributes["source_version_id"] = self.version_id
+        return attributes
 
 
 @dataclass
@@ -68,16 +108,22 @@ class PurchaseResult:
         return self.item is None or bool(self.duplicate_lines or self.rejected_rows)
 
 
+@dataclass
+class WriteOutcome:
+    """What became of the items handed to a sink, besides those written."""
+
+    refused: list[tuple[dict[str, Any], str]] = field(default_factory=list)  # (item, reason), refused for good
+    superseded: int = 0  # purchases not written: the table holds them from a newer source
+    superseded_lines: int = 0  # their product lines
+
+
 class PurchaseSink(Protocol):
-    """Where purchase items go (lambdas/adapters/dynamodb.py: parallel BatchWriteItem)."""
+    """Where purchase items go (lambdas/adapters/dynamodb.py: conditional writes on ``source_order``)."""
 
     def put(self, item: dict[str, Any]) -> None: ...
 
-    def delete(self, key: Key) -> None: ...
-
-    def flush(self) -> list[tuple[dict[str, Any], str]]:
-        """Wait for every write; return the items the table refused for good (item, reason).
-        Retriable failures that outlast the retries raise."""
+    def flush(self) -> WriteOutcome:
+        """Wait for every write. Retriable failures that outlast the retries raise."""
         ...
 
 
@@ -160,13 +206,9 @@ def build_purchase(key: Key, lines: Iterable[TicketLine], source: SourceInfo) ->
 
 
 def _source_attributes(source: SourceInfo) -> dict[str, str]:
-    """The attributes that tell which object an ingested purchase comes from (docs/item-schema.md)."""
-    return {
-        "source_bucket": source.bucket,
-        "source_key": source.key,
-        "source_etag": source.etag,
-        "ingested_at": source.ingested_at,
-    }
+    """The attributes that tell which object version an ingested purchase comes from, and its order
+    (docs/item-schema.md)."""
+    return source.item_attributes()
 
 
 _LINE_OVERHEAD = 160  # names, map/list overheads and numbers of one product map, generously
@@ -209,7 +251,9 @@ def _value_size(value: Any) -> int:
 class ReportBuilder:
     """Counts and lists what happened to a file; ``to_dict()`` is the report object's JSON.
 
-    Accounting: rows_read = rows_loaded + rows_rejected + duplicate_rows (blank lines are not rows).
+    Accounting: rows_read = rows_loaded + rows_rejected + duplicate_rows + rows_superseded (blank lines are
+    not rows); purchases_written counts the items the table took, purchases_superseded the purchases it
+    already held from a newer source (docs/operations.md, "Never stale").
     """
 
     def __init__(self, source: SourceInfo, *, max_listed: int = DEFAULT_MAX_LISTED) -> None:
@@ -219,22 +263,27 @@ class ReportBuilder:
         self.rows_read = 0
         self.rows_rejected = 0
         self.duplicate_rows = 0
+        self.rows_superseded = 0
         self.purchases_written = 0
         self.purchases_rejected = 0
-        self.purchases_deleted = 0
-        self.split_purchases = 0
+        self.purchases_superseded = 0
         self.rejected_rows: list[dict[str, Any]] = []
         self.rejected_purchases: list[dict[str, Any]] = []
+        self.rows_not_listed = 0  # rejected rows counted but left out of the list (max_listed)
+        self.purchases_not_listed = 0
+        self.spilled_partitions = 0
         self.duration_seconds = 0.0
 
     @property
     def rows_loaded(self) -> int:
-        return self.rows_read - self.rows_rejected - self.duplicate_rows
+        return self.rows_read - self.rows_rejected - self.duplicate_rows - self.rows_superseded
 
     def reject_row(self, rejection: RowRejection) -> None:
         self.rows_rejected += 1
         if len(self.rejected_rows) < self.max_listed:
             self.rejected_rows.append({"line": rejection.line, "reason": rejection.reason})
+        else:
+            self.rows_not_listed += 1
 
     def add_purchase(self, result: PurchaseResult) -> None:
         for rejection in result.rejected_rows:
@@ -247,35 +296,23 @@ class ReportBuilder:
             self._reject_purchase(result.key, result.rejection, lines)
             self.rows_rejected += len(lines)
 
-    def remove_purchase(self, result: PurchaseResult | None) -> None:
-        """Undo add_purchase of a fragment (a split basket is accounted for once, when rebuilt)."""
-        if result is None:  # a fragment without anything notable: one purchase, its lines loaded
+    def add_write_outcome(self, outcome: WriteOutcome) -> None:
+        """What the table did with the items counted as written by add_purchase."""
+        for item, reason in outcome.refused:
             self.purchases_written -= 1
-            return
-        self.duplicate_rows -= len(result.duplicate_lines)
-        self.rows_rejected -= len(result.rejected_rows)
-        drop = {(r.line, r.reason) for r in result.rejected_rows}
-        self.rejected_rows = [r for r in self.rejected_rows if (r["line"], r["reason"]) not in drop]
-        if result.item is not None:
-            self.purchases_written -= 1
-        elif result.rejection is not None:
-            self.purchases_rejected -= 1
-            self.rows_rejected -= len(result.lines_of_rejection)
-            self.rejected_purchases = [
-                p for p in self.rejected_purchases if (p["tenant_id"], p["compra_id"]) != result.key
-            ]
-
-    def table_refused(self, item: dict[str, Any], reason: str) -> None:
-        """The table refused an item for good (e.g. a DynamoDB validation error): its lines are rejected."""
-        self.purchases_written -= 1
-        self.rows_rejected += len(item["productos"])
-        key = (item["tenant_id"], item["compra_id"])
-        self._reject_purchase(key, f"DynamoDB refused the item: {reason}", None)
+            self.rows_rejected += len(item["productos"])
+            key = (item["tenant_id"], item["compra_id"])
+            self._reject_purchase(key, f"DynamoDB refused the item: {reason}", None)
+        self.purchases_written -= outcome.superseded
+        self.purchases_superseded += outcome.superseded
+        self.rows_superseded += outcome.superseded_lines
 
     def _reject_purchase(self, key: Key, reason: str, lines: list[int] | None) -> None:
         self.purchases_rejected += 1
         if len(self.rejected_purchases) < self.max_listed:
             self.rejected_purchases.append({"tenant_id": key[0], "compra_id": key[1], "lines": lines, "reason": reason})
+        else:
+            self.purchases_not_listed += 1
 
     @property
     def status(self) -> str:
@@ -290,8 +327,10 @@ class ReportBuilder:
             "source": {
                 "bucket": self.source.bucket,
                 "key": self.source.key,
+                "version_id": self.source.version_id,
                 "etag": self.source.etag,
                 "last_modified": self.source.ingested_at,
+                "source_order": self.source.order,
             },
             "status": self.status,
             "file_rejection_reason": self.file_rejection,
@@ -300,16 +339,218 @@ class ReportBuilder:
                 "rows_loaded": self.rows_loaded,
                 "rows_rejected": self.rows_rejected,
                 "duplicate_rows": self.duplicate_rows,
+                "rows_superseded": self.rows_superseded,
                 "purchases_written": self.purchases_written,
                 "purchases_rejected": self.purchases_rejected,
-                "split_purchases_rebuilt": self.split_purchases,
+                "purchases_superseded": self.purchases_superseded,
             },
             "rejected_rows": sorted(self.rejected_rows, key=lambda r: r["line"]),
-            "rejected_rows_truncated": self.rows_rejected > len(self.rejected_rows),
+            "rejected_rows_truncated": self.rows_not_listed > 0,
             "rejected_purchases": sorted(self.rejected_purchases, key=lambda p: (p["tenant_id"], p["compra_id"])),
-            "rejected_purchases_truncated": self.purchases_rejected > len(self.rejected_purchases),
+            "rejected_purchases_truncated": self.purchases_not_listed > 0,
             "duration_seconds": round(self.duration_seconds, 3),
         }
+
+
+# --------------------------------------------------------------------------------------------------
+# Grouping in bounded memory
+# --------------------------------------------------------------------------------------------------
+
+DEFAULT_MEMORY_BUDGET_BYTES = 128 * 1024 * 1024  # config/pipeline.yml functions.ingestion.groupingMemoryMB
+SPILL_PARTITIONS = 64  # partitions of a spill (and of each re-partitioning of a partition over budget)
+_SPILL_BATCH_ROWS = 8192  # rows buffered across all partitions before they are appended to their files
+_ROW_OVERHEAD_BYTES = 720  # a TicketLine in memory: the object, its str/Decimal objects, the list slot
+_FIELDS = tuple(f.name for f in dataclass_fields(TicketLine))
+_as_tuple = attrgetter(*_FIELDS)
+
+
+def line_cost(line: TicketLine) -> int:
+    """An estimate of the memory one grouped line takes (bytes; ASCII text, measured with tracemalloc)."""
+    return (
+        _ROW_OVERHEAD_BYTES
+        + len(line.store)
+        + len(line.basket_id)
+        + len(line.ticket_id)
+        + len(line.product_code)
+        + len(line.product)
+        + len(line.category)
+    )
+
+
+def _partition(key: Key, seed: int, partitions: int) -> int:
+    """A stable hash of the key (crc32, the same in every process and run; ``seed`` = spill depth)."""
+    return zlib.crc32(f"{key[0]}\x00{key[1]}".encode("utf-8", "surrogatepass"), seed) % partitions
+
+
+class SpillTooLarge(Exception):
+    """The spill directory is full: the file needs more ephemeral storage than the function has."""
+
+
+class SpillGrouper:
+    """Groups lines by (store, basket_id) within ``budget_bytes`` of estimated memory, whatever their order.
+
+    Lines stay in a dict until the budget is reached; then every line (those held and all later ones) is
+    appended to one of ``SPILL_PARTITIONS`` files under ``directory`` chosen by a stable hash of its key, and
+    :meth:`groups` reads the partitions back one by one. A partition whose lines would not fit the budget
+    is partitioned again with another hash seed. Peak memory: the budget, plus the largest single basket
+    when one basket alone exceeds it, plus 8,192 lines of write buffer.
+    """
+
+    def __init__(self, budget_bytes: int, directory: str) -> None:
+        self.budget = budget_bytes
+        self.directory = directory
+        self.used = 0
+        self.groups_in_memory: dict[Key, list[TicketLine]] = {}
+        self.spilled = False
+        self.partition_files = 0
+        self._pending: list[list[tuple]] = []
+        self._pending_rows = 0
+        self._costs: list[int] = []
+
+    def add(self, line: TicketLine) -> None:
+        if self.spilled:
+            self._spill_one(line)
+            return
+        group = self.groups_in_memory.get(line.key)
+        if group is None:
+            self.groups_in_memory[line.key] = [line]
+        else:
+            group.append(line)
+        self.used += line_cost(line)
+        if self.used > self.budget:
+            self._start_spilling()
+
+    def finish(self) -> None:
+        """After the last add(): the spill's last lines go to their files."""
+        if self.spilled:
+            self._write_pending()
+
+    def groups(self) -> Iterator[tuple[Key, list[TicketLine]]]:
+        """Every (key, all its lines) exactly once; call after finish()."""
+        if not self.spilled:
+            groups, self.groups_in_memory = self.groups_in_memory, {}
+            while groups:
+                key = next(iter(groups))
+                yield key, groups.pop(key)
+            return
+        paths = [(self._path(0, p), self._costs[p]) for p in range(SPILL_PARTITIONS)]
+        yield from self._read_partitions(paths, depth=0)
+
+    # -- internals ------------------------------------------------------------------------------------
+
+    def _path(self, depth: int, partition: int, parent: str = "") -> str:
+        return os.path.join(self.directory, f"{parent}d{depth}p{partition:02d}.bin")
+
+    def _start_spilling(self) -> None:
+        os.makedirs(self.directory, mode=0o700, exist_ok=True)
+        self.spilled = True
+        self._pending = [[] for _ in range(SPILL_PARTITIONS)]
+        self._costs = [0] * SPILL_PARTITIONS
+        held, self.groups_in_memory = self.groups_in_memory, {}
+        for lines in held.values():
+            for line in lines:
+                self._spill_one(line)
+        self.used = 0
+
+    def _spill_one(self, line: TicketLine) -> None:
+        p = _partition(line.key, 0, SPILL_PARTITIONS)
+        self._pending[p].append(_as_tuple(line))
+        self._costs[p] += line_cost(line)
+        self._pending_rows += 1
+        if self._pending_rows >= _SPILL_BATCH_ROWS:
+            self._write_pending()
+
+    def _write_pending(self) -> None:
+        for p, rows in enumerate(self._pending):
+            if rows:
+                _append_blob(self._path(0, p), rows)
+                self._pending[p] = []
+        self._pending_rows = 0
+
+    def _read_partitions(self, paths: list[tuple[str, int]], depth: int) -> Iterator[tuple[Key, list[TicketLine]]]:
+        for path, cost in paths:
+            if not os.path.exists(path):
+                continue
+            self.partition_files += 1
+            if cost > self.budget and depth < 4:
+                yield from self._read_partitions(self._repartition(path, depth + 1), depth + 1)
+                continue
+            groups: dict[Key, list[TicketLine]] = defaultdict(list)
+            for row in _read_blobs(path):
+                line = TicketLine(*row)
+                groups[line.key].append(line)
+            os.remove(path)
+            while groups:
+                key = next(iter(groups))
+                yield key, groups.pop(key)
+
+    def _repartition(self, path: str, depth: int) -> list[tuple[str, int]]:
+        """Split one partition over budget into SPILL_PARTITIONS files by a hash with another seed."""
+        parent = os.path.basename(path)[: -len(".bin")] + "-"
+        targets = [self._path(depth, p, parent) for p in range(SPILL_PARTITIONS)]
+        costs = [0] * SPILL_PARTITIONS
+        for rows in _read_blob_lists(path):
+            split: list[list[tuple]] = [[] for _ in range(SPILL_PARTITIONS)]
+            for row in rows:
+                line = TicketLine(*row)
+                p = _partition(line.key, depth, SPILL_PARTITIONS)
+                split[p].append(row)
+                costs[p] += line_cost(line)
+            for p, part in enumerate(split):
+                if part:
+                    _append_blob(targets[p], part)
+        os.remove(path)
+        return list(zip(targets, costs, strict=True))
+
+
+_LENGTH = struct.Struct("<I")
+
+
+def _append_blob(path: str, rows: list[tuple]) -> None:
+    data = pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)
+    try:
+        with open(path, "ab") as out:
+            out.write(_LENGTH.pack(len(data)))
+            out.write(data)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise SpillTooLarge(str(exc)) from exc
+        raise
+
+
+def _read_blob_lists(path: str) -> Iterator[list[tuple]]:
+    with open(path, "rb") as source:
+        while header := source.read(_LENGTH.size):
+            (size,) = _LENGTH.unpack(header)
+            # Our own file: written just before by this process, in its own 0700 directory (spill_directory).
+            yield pickle.loads(source.read(size))  # noqa: S301  # nosec B301
+
+
+def _read_blobs(path: str) -> Iterator[tuple]:
+    for rows in _read_blob_lists(path):
+        yield from rows
+
+
+def spill_directory(root: str | None = None) -> str:
+    """This process's spill directory under /tmp (``root``); directories left by processes that no longer
+    exist (a crashed or timed-out invocation: /tmp outlives it) are removed first."""
+    root = root or tempfile.gettempdir()
+    for name in os.listdir(root):
+        if name.startswith("compras-spill-"):
+            pid = name.rsplit("-", 1)[-1]
+            if pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
+                shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+    return os.path.join(root, f"compras-spill-{os.getpid()}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 # --------------------------------------------------------------------------------------------------
@@ -318,102 +559,62 @@ class ReportBuilder:
 
 
 def ingest(
-    open_chunks: Callable[[], Iterable[bytes]],
+    chunks: Iterable[bytes],
     source: SourceInfo,
     sink: PurchaseSink,
     *,
     max_listed: int = DEFAULT_MAX_LISTED,
+    memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
+    spill_root: str | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> ReportBuilder:
-    """Ingest one file: every valid purchase goes to ``sink``; returns the report.
+    """Ingest one file, read once from ``chunks``: every valid purchase goes to ``sink``, once; returns the
+    report.
 
-    ``open_chunks()`` must return a fresh stream of the SAME object version each time (it is called a
-    second time only when a basket is split across the file). A file rejected as a whole writes nothing.
-    Retriable sink failures propagate (the caller lets the message be redelivered).
+    Nothing reaches the sink before the whole file has been read and validated: a failure while reading
+    (a dropped connection, the version vanishing) raises and writes nothing. A file rejected as a whole
+    writes nothing. Retriable sink failures propagate (the caller lets the message be redelivered).
     """
     started = clock()
     report = ReportBuilder(source, max_listed=max_listed)
+    directory = spill_directory(spill_root)
     try:
-        rows = parse_tickets(open_chunks())
-    except FileRejected as exc:
-        report.file_rejection = exc.reason
-        report.duration_seconds = clock() - started
+        try:
+            grouper = _read_all(chunks, report, memory_budget_bytes, directory)
+        except FileRejected as exc:
+            report.file_rejection = exc.reason
+            return report
+        except SpillTooLarge as exc:
+            report.file_rejection = (
+                f"the file does not fit the function's ephemeral storage (/tmp) while its lines are grouped "
+                f"({exc}): raise functions.ingestion.ephemeralStorageMB in config/pipeline.yml or split the file"
+            )
+            return report
+        report.spilled_partitions = SPILL_PARTITIONS if grouper.spilled else 0
+        for key, lines in grouper.groups():
+            result = build_purchase(key, lines, source)
+            if result.item is not None:
+                sink.put(result.item)
+            report.add_purchase(result)
+        report.add_write_outcome(sink.flush())
         return report
-
-    flushed: set[int] = set()  # hash((store, basket_id)) of every group already flushed
-    split: set[Key] = set()
-    notable: dict[Key, PurchaseResult] = {}  # first-pass results worth remembering (rare)
-
-    def finish(key: Key, lines: list[TicketLine]) -> None:
-        if key in split:
-            return  # rebuilt completely in the second pass
-        flushed.add(hash(key))
-        result = build_purchase(key, lines, source)
-        if result.item is not None:
-            sink.put(result.item)
-        if result.notable:
-            notable[key] = result
-        report.add_purchase(result)
-
-    current_key: Key | None = None
-    current: list[TicketLine] = []
-    try:
-        for row in rows:
-            report.rows_read += 1
-            if isinstance(row, RowRejection):
-                report.reject_row(row)
-                continue
-            key = row.key
-            if key != current_key:
-                if current_key is not None:
-                    finish(current_key, current)
-                current_key, current = key, []
-                if hash(key) in flushed:
-                    split.add(key)
-            current.append(row)
-    except FileRejected as exc:  # raised only before any row was yielded ("no data rows")
-        report.file_rejection = exc.reason
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
         report.duration_seconds = clock() - started
-        return report
-    if current_key is not None:
-        finish(current_key, current)
-    _refused(report, sink.flush())
-
-    if split:
-        _rebuild_split(open_chunks, source, sink, report, split, notable)
-    report.duration_seconds = clock() - started
-    return report
 
 
-def _rebuild_split(
-    open_chunks: Callable[[], Iterable[bytes]],
-    source: SourceInfo,
-    sink: PurchaseSink,
-    report: ReportBuilder,
-    split: set[Key],
-    notable: dict[Key, PurchaseResult],
-) -> None:
-    groups: dict[Key, list[TicketLine]] = defaultdict(list)
-    for row in parse_tickets(open_chunks()):
-        if isinstance(row, TicketLine) and row.key in split:
-            groups[row.key].append(row)
-    for key in sorted(groups):
-        first_pass = notable.pop(key, None)
-        fragment_written = first_pass is None or first_pass.item is not None
-        report.remove_purchase(first_pass)
-        result = build_purchase(key, groups[key], source)
-        if result.item is not None:
-            sink.put(result.item)
-        elif fragment_written:
-            sink.delete(key)  # the fragment written in the first pass must not stay as a purchase
-        report.add_purchase(result)
-        report.split_purchases += 1
-    _refused(report, sink.flush())
-
-
-def _refused(report: ReportBuilder, failures: list[tuple[dict[str, Any], str]]) -> None:
-    for item, reason in failures:
-        report.table_refused(item, reason)
+def _read_all(chunks: Iterable[bytes], report: ReportBuilder, budget: int, directory: str) -> SpillGrouper:
+    rows = parse_tickets(chunks)  # FileRejected before any row when the file is unusable as a whole
+    grouper = SpillGrouper(budget, directory)
+    add = grouper.add
+    for row in rows:
+        report.rows_read += 1
+        if type(row) is RowRejection:
+            report.reject_row(row)
+        else:
+            add(row)
+    grouper.finish()
+    return grouper
 
 
 def _short(value: str, limit: int = 60) -> str:

@@ -63,9 +63,12 @@ def _handle_s3_record(s3_record: Any, ingestion: service.Ingestion, message_id: 
         logger.info(f"not a CSV under {settings.uploads_prefix}: skipped", extra=where)
         return
     started = time.monotonic()
-    outcome = ingestion.ingest_object(bucket, key)
+    obj = s3_record.s3.get_object
+    version_id, sequencer = obj.version_id, obj.get("sequencer")
+    where["version_id"] = version_id
+    outcome = ingestion.ingest_object(bucket, key, version_id=version_id, sequencer=sequencer)
     if outcome is None:
-        logger.warning("object no longer exists: nothing to ingest (not retried)", extra=where)
+        logger.warning("object version no longer exists: nothing to ingest (not retried)", extra=where)
         metrics.add_metric(name="FilesMissing", unit=MetricUnit.Count, value=1)
         return
     report = outcome.report

@@ -6,9 +6,11 @@ to the domain (the handler, lambdas/ingestion/handler.py, stays an event-to-call
 
 * returns normally when the file is done, including when it was rejected as a whole or some rows or
   purchases were rejected (a permanent problem with the file: retrying would not help);
-* returns ``None`` when the object no longer exists (logged, not retried);
-* raises on retriable problems (``WriteRetriesExhausted``, S3/DynamoDB errors after botocore's retries,
-  the object changing between the two reads): the SQS message fails and is redelivered.
+* returns ``None`` when the announced object version no longer exists (deleted, a delete marker; logged,
+  not retried);
+* raises on retriable problems (``WriteRetriesExhausted``, S3/DynamoDB errors after botocore's retries, a
+  read that breaks off): the SQS message fails and is redelivered. The object is read once, completely,
+  before anything is written, so a failed read writes nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from datetime import UTC
 from typing import Any
 
 from lambdas.adapters import s3
-from lambdas.adapters.dynamodb import ParallelBatchWriter, WritePolicy
+from lambdas.adapters.dynamodb import ConditionalWriter, WritePolicy
 from lambdas.domain import limits, purchases
 from lambdas.shared.settings import IngestionSettings
 
@@ -28,7 +30,7 @@ from lambdas.shared.settings import IngestionSettings
 class FileOutcome:
     report: dict[str, Any]
     report_uri: str
-    # Bytes of the object read from S3 (every read: a file that must be read twice counts twice).
+    # Bytes of the object read from S3 (it is read once).
     bytes_read: int = 0
 
 
@@ -66,11 +68,14 @@ class Ingestion:
         self.settings = settings
         self.policy = policy
 
-    def ingest_object(self, bucket: str, key: str) -> FileOutcome | None:
-        """Ingest s3://bucket/key into the purchases table and write its report (see module doc)."""
+    def ingest_object(
+        self, bucket: str, key: str, *, version_id: str | None = None, sequencer: str | None = None
+    ) -> FileOutcome | None:
+        """Ingest version ``version_id`` of s3://bucket/key (the one the notification announced; None: the
+        current object of an unversioned bucket) into the purchases table and write its report (module doc)."""
         settings = self.settings
         try:
-            info, chunks = s3.open_object(bucket, key)
+            info, chunks = s3.open_object(bucket, key, version_id=version_id)
         except s3.ObjectNotFound:
             return None
         source = purchases.SourceInfo(
@@ -78,18 +83,18 @@ class Ingestion:
             key=key,
             etag=info.etag,
             ingested_at=info.last_modified.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            version_id=info.version_id,
+            sequencer=sequencer,
         )
         counted = _CountingReads()
-        first_read: list[Iterable[bytes]] = [chunks]
-
-        def open_chunks() -> Iterable[bytes]:
-            if first_read:
-                return counted(first_read.pop())
-            _, again = s3.open_object(bucket, key, if_match=info.etag)  # the same version, or ObjectChanged
-            return counted(again)
-
-        with ParallelBatchWriter(settings.table_name, self.policy) as writer:
-            report = purchases.ingest(open_chunks, source, writer, max_listed=settings.max_reported_rejections)
+        with ConditionalWriter(settings.table_name, self.policy) as writer:
+            report = purchases.ingest(
+                counted(chunks),
+                source,
+                writer,
+                max_listed=settings.max_reported_rejections,
+                memory_budget_bytes=settings.grouping_memory_mb * 1024 * 1024,
+            )
         document = report.to_dict()
         target = report_key(settings, key)
         s3.put_json(bucket, target, document)

@@ -65,6 +65,7 @@ class IngestionSettings:
     backoff_base_seconds: float
     backoff_cap_seconds: float
     max_reported_rejections: int
+    grouping_memory_mb: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> IngestionSettings:
@@ -79,6 +80,7 @@ class IngestionSettings:
             backoff_base_seconds=env.number("BACKOFF_BASE_SECONDS", 0.0),
             backoff_cap_seconds=env.number("BACKOFF_CAP_SECONDS", 0.0),
             max_reported_rejections=env.integer("MAX_REPORTED_REJECTIONS", 0),
+            grouping_memory_mb=env.integer("GROUPING_MEMORY_MB", 1),
         )
 
 

@@ -5,8 +5,8 @@ response (or raises), so botocore never sends the request and everything above t
 own retries, our adapters' retries, the handlers, the local pollers — sees exactly what it would see
 from AWS. The request still reaches moto when the fault does not fire.
 
-    ddb = clients.hot_client("dynamodb")  # the ingestion's BatchWriteItem client
-    with inject(ddb, "BatchWriteItem", throttle("dynamodb"), times=3) as fault:
+    ddb = clients.hot_client("dynamodb")  # the ingestion's TransactWriteItems client
+    with inject(ddb, "TransactWriteItems", throttle(), times=3) as fault:
         ...
     assert fault.fired == 3
 
@@ -132,6 +132,70 @@ def partially_unprocessed(keep: int = 1, region: str | None = None) -> Responder
                 left.setdefault(table, []).extend(requests)
         body = json.dumps({"UnprocessedItems": left}).encode()
         return response(request, 200, body, {"Content-Type": "application/x-amz-json-1.0"})
+
+    return respond
+
+
+def transaction_conflict(conflicting: int = 1) -> Responder:
+    """TransactWriteItems cancelled, as DynamoDB does when another request holds some of its items: the
+    first ``conflicting`` actions report ``TransactionConflict``, the others ``None``; nothing is written."""
+
+    def respond(request: AWSPreparedRequest) -> AWSResponse:
+        actions = len(json.loads(request.body)["TransactItems"])
+        codes = ["TransactionConflict" if i < conflicting else "None" for i in range(actions)]
+        reasons = [{"Code": c, "Message": "Transaction is ongoing for the item"} if c != "None" else {"Code": c}
+                   for c in codes]  # fmt: skip
+        body = json.dumps(
+            {
+                "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+                "Message": f"Transaction cancelled, please refer cancellation reasons for specific reasons "
+                f"[{', '.join(codes)}]",
+                "CancellationReasons": reasons,
+            }
+        ).encode()
+        return response(request, 400, body, {"Content-Type": "application/x-amz-json-1.0"})
+
+    return respond
+
+
+class _BreakingBody:
+    """A response body that delivers ``after`` bytes and then loses the connection."""
+
+    def __init__(self, data: bytes, after: int) -> None:
+        self._data = data
+        self._left = after
+        self._position = 0
+
+    def read(self, amt: int | None = None, *_: Any, **__: Any) -> bytes:
+        from urllib3.exceptions import ProtocolError
+
+        if self._left <= 0:
+            raise ProtocolError("Connection broken: IncompleteRead (simulated)")
+        size = len(self._data) if amt is None else amt
+        size = min(size, self._left)
+        chunk = self._data[self._position : self._position + size]
+        self._position += size
+        self._left -= size
+        return chunk
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        while True:
+            yield self.read(65536)
+
+    def close(self) -> None:
+        return None
+
+
+def body_breaks_off(after_bytes: int) -> Responder:
+    """GetObject answered with the real object's headers whose body breaks off after ``after_bytes`` (a
+    dropped connection, or an object deleted while it is read)."""
+
+    def respond(request: AWSPreparedRequest) -> AWSResponse:
+        import requests
+
+        real = requests.get(request.url, headers=dict(request.headers), timeout=30)
+        headers = {k: v for k, v in real.headers.items() if k.lower() != "transfer-encoding"}
+        return AWSResponse(request.url, real.status_code, headers, _BreakingBody(real.content, after_bytes))
 
     return respond
 

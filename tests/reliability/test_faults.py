@@ -7,8 +7,12 @@ succeed ends in its queue (docs/operations.md describes the same semantics for o
 from __future__ import annotations
 
 import json
+import os
+import threading
+import time
 from collections import Counter
-from urllib.parse import quote
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import quote, unquote_plus
 
 import boto3
 import pytest
@@ -17,6 +21,8 @@ import pipeline_config as config
 from lambdas.adapters import clients
 from lambdas.domain import keys, purchases
 from lambdas.ingestion import handler as ingestion_handler
+from lambdas.ingestion import service
+from lambdas.shared.settings import IngestionSettings
 from lambdas.stream import handler as stream_handler
 from local.sqs_poller import SqsPoller
 from local.stream_poller import StreamPoller, StreamPollerSettings
@@ -212,9 +218,8 @@ def test_poison_record_goes_to_the_failure_queue_and_the_shard_moves_on(stack):
 UPLOAD_KEY = "uploads/faults/tickets 2024-03-01.csv"
 
 
-def tickets_csv(baskets: int = 80) -> bytes:
-    """A file of `baskets` purchases over three stores (1-4 lines each, several BatchWriteItem calls),
-    plus two bad rows."""
+def tickets_csv(baskets: int = 80, product: str = "Producto") -> bytes:
+    """A file of `baskets` purchases over three stores (1-4 lines each), plus two bad rows."""
     rows = []
     for b in range(baskets):
         store = f"S{b % 3}"
@@ -222,7 +227,7 @@ def tickets_csv(baskets: int = 80) -> bytes:
             rows.append(
                 build.row(
                     f"T{b:03d}-{line}",
-                    f"Producto {line}",
+                    f"{product} {line}",
                     f"B{b:03d}",
                     timestamp=f"2024-03-01 {8 + b % 10:02d}:{line:02d}:00",
                     quantity=str(1 + line),
@@ -243,21 +248,18 @@ class MemorySink:
     def put(self, item: dict) -> None:
         self.items[(item["tenant_id"], item["compra_id"])] = item
 
-    def delete(self, key: tuple[str, str]) -> None:
-        self.items.pop(key, None)
-
-    def flush(self) -> list:
-        return []
+    def flush(self) -> purchases.WriteOutcome:
+        return purchases.WriteOutcome()
 
 
-VOLATILE = ("source_etag", "ingested_at")  # depend on the upload, checked separately
+VOLATILE = ("source_etag", "ingested_at", "source_version_id", "source_order")  # depend on the upload
 
 
 def expected_purchases(data: bytes, bucket: str, key: str) -> dict[tuple[str, str], dict]:
     """What the table must hold: the pure domain's result for this file (unit-tested on its own)."""
     sink = MemorySink()
     source = purchases.SourceInfo(bucket=bucket, key=key, etag="-", ingested_at="-")
-    purchases.ingest(lambda: iter([data]), source, sink)
+    purchases.ingest(iter([data]), source, sink)
     return {k: {n: v for n, v in item.items() if n not in VOLATILE} for k, item in sink.items.items()}
 
 
@@ -340,7 +342,7 @@ def test_dynamodb_throttling_is_absorbed_by_retries(ingest_stack):
     stack, data = ingest_stack, tickets_csv()
     upload(stack, data)
     ddb = clients.hot_client("dynamodb")
-    with faults.inject(ddb, "BatchWriteItem", faults.throttle(), times=4) as fault:
+    with faults.inject(ddb, "TransactWriteItems", faults.throttle(), times=4) as fault:
         stats = sqs_poller(stack).run_until_idle()
 
     assert fault.fired == 4
@@ -354,7 +356,7 @@ def test_throttling_outlasting_every_retry_fails_the_message_and_the_redelivery_
     upload(stack, data)
     poller = sqs_poller(stack)
     ddb = clients.hot_client("dynamodb")
-    with faults.inject(ddb, "BatchWriteItem", faults.throttle(), times=None) as fault:
+    with faults.inject(ddb, "TransactWriteItems", faults.throttle(), times=None) as fault:
         first = poller.poll_once()
     assert fault.fired > 0
     # The only message failed (Powertools raises when every record of the batch failed: Lambda retries it all).
@@ -367,14 +369,14 @@ def test_throttling_outlasting_every_retry_fails_the_message_and_the_redelivery_
     assert_bucket_exactly(stack)
 
 
-def test_partial_unprocessed_items_are_resent_until_written(ingest_stack):
+def test_cancelled_transactions_are_resent_until_written(ingest_stack):
     stack, data = ingest_stack, tickets_csv()
     upload(stack, data)
     ddb = clients.hot_client("dynamodb")
-    with faults.inject(ddb, "BatchWriteItem", faults.partially_unprocessed(keep=7), times=None) as fault:
+    with faults.inject(ddb, "TransactWriteItems", faults.transaction_conflict(), times=3) as fault:
         stats = sqs_poller(stack).run_until_idle()
 
-    assert fault.fired >= 4 * 3  # every call answered partially: 25 items need 4 calls each
+    assert fault.fired == 3
     assert (stats.messages_deleted, stats.messages_failed) == (1, 0)
     assert_table_exactly(stack, data)
     assert_bucket_exactly(stack)
@@ -413,22 +415,128 @@ def test_s3_500_outlasting_retries_fails_the_message_and_the_redelivery_loads_it
     assert_bucket_exactly(stack)
 
 
+def assert_every_item_whole(stack, data: bytes, key: str = UPLOAD_KEY) -> int:
+    """Never partial: every purchase in the table is exactly its complete version from the file (never a
+    subset of its lines). Returns how many there are."""
+    expected = expected_purchases(data, stack.names.bucket, key)
+    actual = table_items(stack)
+    for k, item in actual.items():
+        assert {n: v for n, v in item.items() if n not in VOLATILE} == expected[k], k
+    return len(actual)
+
+
 def test_function_crash_half_way_through_a_file_and_the_redelivery(ingest_stack):
-    stack, data = ingest_stack, tickets_csv()
+    stack, data = ingest_stack, tickets_csv(baskets=450)  # 450 purchases: 5 transactions of 100
     upload(stack, data)
     poller = sqs_poller(stack)
     ddb = clients.hot_client("dynamodb")
-    with faults.inject(ddb, "BatchWriteItem", faults.crash(), after=2, times=1) as fault:
+    with faults.inject(ddb, "TransactWriteItems", faults.crash(), after=2, times=1) as fault:
         first = poller.poll_once()
     assert fault.fired == 1
     assert (first.handler_errors, first.messages_failed) == (1, 1)
-    assert 0 < len(table_items(stack)) < len(expected_purchases(data, stack.names.bucket, UPLOAD_KEY))
+    assert 0 < assert_every_item_whole(stack, data) < len(expected_purchases(data, stack.names.bucket, UPLOAD_KEY))
     assert not any(k.startswith("ingest-reports/") for k in bucket_keys(stack))
 
     second = poller.run_until_idle()
     assert second.messages_deleted == 1
     assert_table_exactly(stack, data)
     assert_bucket_exactly(stack)
+
+
+def test_a_read_that_breaks_off_mid_object_writes_nothing_and_is_retried(ingest_stack):
+    stack, data = ingest_stack, tickets_csv(baskets=300)
+    upload(stack, data)
+    poller = sqs_poller(stack)
+    s3_client = clients.client("s3")
+    with faults.inject(s3_client, "GetObject", faults.body_breaks_off(after_bytes=len(data) // 2)) as fault:
+        first = poller.poll_once()
+    assert fault.fired == 1 and first.messages_failed == 1
+    assert table_items(stack) == {}  # nothing is written before the whole object was read
+
+    assert poller.run_until_idle().messages_deleted == 1
+    assert_table_exactly(stack, data)
+
+
+def test_an_object_deleted_while_its_message_waits_or_fails_writes_nothing_and_is_not_retried(ingest_stack):
+    stack, data = ingest_stack, tickets_csv()
+    upload(stack, data)
+    poller = sqs_poller(stack)
+    with faults.inject(clients.client("s3"), "GetObject", faults.body_breaks_off(after_bytes=1000)):
+        assert poller.poll_once().messages_failed == 1  # the read broke off...
+    s3 = boto3.client("s3")
+    for version in s3.list_object_versions(Bucket=stack.names.bucket, Prefix=UPLOAD_KEY)["Versions"]:
+        s3.delete_object(Bucket=stack.names.bucket, Key=UPLOAD_KEY, VersionId=version["VersionId"])  # ...then gone
+    stats = poller.run_until_idle()
+    assert (stats.messages_deleted, stats.messages_failed) == (1, 0)  # reported in the logs, not retried
+    assert table_items(stack) == {}
+    assert queue_depth(stack.ingest_dlq_url) == 0
+
+
+def test_an_object_overwritten_while_read_ingests_each_version_whole_and_the_newer_wins(ingest_stack):
+    stack = ingest_stack
+    old, new = tickets_csv(product="Antiguo"), tickets_csv(product="Nuevo")
+    upload(stack, old)
+    poller = sqs_poller(stack)
+    s3_client = clients.client("s3")
+    overwritten = []
+
+    def overwrite_during_the_read(request):
+        if (
+            not overwritten and "versionId=" in request.url
+        ):  # the new version lands while the old one's message is being processed
+            time.sleep(1.1)  # LastModified has one-second resolution
+            boto3.client("s3").put_object(Bucket=stack.names.bucket, Key=UPLOAD_KEY, Body=new)
+            overwritten.append(1)
+        return None
+
+    with faults.inject(s3_client, "GetObject", overwrite_during_the_read, times=1):
+        poller.poll_once()
+    assert_every_item_whole(stack, old)  # the old version, read whole at its exact version id
+    assert poller.run_until_idle().messages_deleted == 1
+    assert_table_exactly(stack, new)
+
+
+def test_an_older_version_redelivered_after_the_newer_one_never_replaces_it(ingest_stack):
+    stack = ingest_stack
+    old, new = tickets_csv(product="Antiguo"), tickets_csv(product="Nuevo")
+    sqs = boto3.client("sqs")
+    upload(stack, old)
+    old_message = sqs.receive_message(QueueUrl=stack.ingest_queue_url)["Messages"][0]
+    time.sleep(1.1)
+    upload(stack, new)
+    poller = sqs_poller(stack)
+    assert poller.run_until_idle().messages_deleted == 1  # the new version, while the old one's message waits
+    sqs.send_message(QueueUrl=stack.ingest_queue_url, MessageBody=old_message["Body"])  # redelivered late
+    sqs.delete_message(QueueUrl=stack.ingest_queue_url, ReceiptHandle=old_message["ReceiptHandle"])
+    assert poller.run_until_idle().messages_deleted == 1
+    assert_table_exactly(stack, new)
+    report = report_of(stack)
+    assert report["counts"]["purchases_superseded"] == len(table_items(stack))
+    assert report["counts"]["purchases_written"] == 0
+
+
+def test_two_files_racing_leave_the_newer_ones_purchases(ingest_stack):
+    stack = ingest_stack
+    old, new = tickets_csv(product="Antiguo"), tickets_csv(product="Nuevo")
+    upload(stack, old, key="uploads/faults/old.csv")
+    time.sleep(1.1)
+    upload(stack, new, key="uploads/faults/new.csv")
+    messages = boto3.client("sqs").receive_message(QueueUrl=stack.ingest_queue_url, MaxNumberOfMessages=10)
+    event = sqs_poller(stack).build_event(messages["Messages"])
+    assert len(event["Records"]) == 2
+    ingestion = service.build_ingestion(IngestionSettings.from_env(os.environ))
+    barrier = threading.Barrier(2)
+
+    def ingest(record):
+        body = json.loads(record["body"])["Records"][0]["s3"]
+        barrier.wait()
+        ingestion.ingest_object(
+            body["bucket"]["name"], unquote_plus(body["object"]["key"]), version_id=body["object"].get("versionId")
+        )
+
+    with ThreadPoolExecutor(2) as pool:  # both files' writes interleave
+        list(pool.map(ingest, event["Records"]))
+    assert_table_exactly(stack, new, key="uploads/faults/new.csv")
 
 
 def test_the_same_s3_event_delivered_twice(ingest_stack):
@@ -450,7 +558,7 @@ def test_a_message_failing_every_delivery_reaches_the_dlq_and_redrives_cleanly(i
     upload(stack, data)
     poller = sqs_poller(stack)
     max_receives = config.queue_settings()["maxReceiveCount"]
-    with faults.inject(clients.hot_client("dynamodb"), "BatchWriteItem", faults.throttle(), times=None):
+    with faults.inject(clients.hot_client("dynamodb"), "TransactWriteItems", faults.throttle(), times=None):
         stats = poller.run_until_idle()
     assert stats.messages_failed == max_receives
     assert queue_depth(stack.ingest_queue_url) == 0
@@ -469,14 +577,30 @@ def test_a_message_failing_every_delivery_reaches_the_dlq_and_redrives_cleanly(i
     assert_bucket_exactly(stack)
 
 
+def test_a_message_in_the_dlq_after_part_of_its_file_was_written_leaves_only_whole_purchases(ingest_stack):
+    stack, data = ingest_stack, tickets_csv(baskets=250)  # 3 transactions
+    upload(stack, data)
+    poller = sqs_poller(stack)
+    with faults.inject(clients.hot_client("dynamodb"), "TransactWriteItems", faults.throttle(), after=1, times=None):
+        stats = poller.run_until_idle()
+    assert stats.messages_failed == config.queue_settings()["maxReceiveCount"]
+    assert queue_depth(stack.ingest_dlq_url) == 1
+    written = assert_every_item_whole(stack, data)  # what a reader sees meanwhile: whole purchases only
+    assert 0 < written < len(expected_purchases(data, stack.names.bucket, UPLOAD_KEY))
+    sqs = boto3.client("sqs")
+    for message in sqs.receive_message(QueueUrl=stack.ingest_dlq_url, MaxNumberOfMessages=10)["Messages"]:
+        sqs.send_message(QueueUrl=stack.ingest_queue_url, MessageBody=message["Body"])
+        sqs.delete_message(QueueUrl=stack.ingest_dlq_url, ReceiptHandle=message["ReceiptHandle"])
+    assert poller.run_until_idle().messages_deleted == 1
+    assert_table_exactly(stack, data)
+
+
 def test_ingestion_then_export_under_faults_gives_one_object_per_stream_record(ingest_stack):
     """Both halves under faults at once: every purchase exported, each object in its own partition."""
     stack, data = ingest_stack, tickets_csv(baskets=30)
     upload(stack, data)
     with (
-        faults.inject(
-            clients.hot_client("dynamodb"), "BatchWriteItem", faults.partially_unprocessed(keep=10), times=None
-        ),
+        faults.inject(clients.hot_client("dynamodb"), "TransactWriteItems", faults.transaction_conflict(), times=2),
         faults.inject(
             clients.hot_client("s3"), "PutObject", faults.slow_down(), times=5, match=faults.url_contains("/compras/")
         ),

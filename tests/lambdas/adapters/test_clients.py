@@ -56,3 +56,100 @@ def test_hot_client_keeps_the_shared_settings_and_is_cached_separately():
 def test_put_objects_parallel_refuses_what_botocore_validation_would_have(key, body):
     with pytest.raises(TypeError, match="non-empty str key, bytes body"):
         s3.put_objects_parallel("bucket", [("compras/ok.json", b"{}"), (key, body)], concurrency=4)
+
+
+# -- prepared JSON: the hot DynamoDB client's request bodies, byte for byte botocore's ---------------
+
+
+class Captured(Exception):
+    def __init__(self, request):
+        super().__init__("captured")
+        self.request = request
+
+
+def _sent_request(client, operation: str, **params):
+    """The HTTP request botocore would send (signed), captured before it leaves."""
+
+    def capture(request, **_):
+        raise Captured(request)
+
+    event = f"before-send.dynamodb.{operation}"
+    client.meta.events.register_first(event, capture, unique_id="capture-test")
+    try:
+        getattr(client, _snake(operation))(**params)
+    except Captured as captured:
+        return captured.request
+    finally:
+        client.meta.events.unregister(event, unique_id="capture-test")
+    raise AssertionError("nothing was sent")
+
+
+def _snake(name: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+
+
+def test_prepared_transact_write_items_body_is_byte_for_byte_botocores(monkeypatch):
+    import datetime
+    import json
+    from decimal import Decimal
+
+    import botocore.auth
+
+    frozen = datetime.datetime(2026, 12, 2, 19, 0, 0, tzinfo=datetime.UTC)
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: frozen)  # one signing time for both
+
+    from lambdas.adapters.dynamodb import ConditionalWriter, WritePolicy
+
+    items = [
+        {
+            "tenant_id": "tienda ñ/1",
+            "compra_id": f"B{n}",
+            "fecha": "2024-03-01 10:00:00",
+            "productos": [
+                {"codigo": 'p"\\', "nombre": "Café €", "cantidad": 2, "precio_unitario": Decimal("1.25")},
+                {"codigo": "q", "nombre": "\u2028x", "cantidad": 1, "precio_unitario": None},
+            ],
+            "source_order": f"2026-01-01T00:00:0{n}Z 75706c6f616473 {'0' * 32} null",
+        }
+        for n in range(3)
+    ]
+    writer = ConditionalWriter("compras-t-purchases", WritePolicy(concurrency=1))
+    try:
+        for item in items:
+            writer.put(item)
+        actions = list(writer._buffer)
+    finally:
+        writer.close()
+    token = "0b5c-token"
+    hot = clients.hot_client("dynamodb")
+    ours = _sent_request(
+        hot,
+        "TransactWriteItems",
+        TransactItems=clients.PreparedList.of(actions, "compras-t-purchases"),
+        ClientRequestToken=token,
+    )
+    plain = boto3_client_without_preparation()
+    theirs = _sent_request(
+        plain,
+        "TransactWriteItems",
+        TransactItems=[ConditionalWriter.action("compras-t-purchases", item) for item in items],
+        ClientRequestToken=token,
+    )
+    assert ours.body == theirs.body
+    assert json.loads(ours.body)["TransactItems"][0]["Put"]["Item"]["productos"]["L"][0]["M"]["cantidad"] == {"N": "2"}
+    for header in ("X-Amz-Target", "Content-Type", "Content-Length"):
+        assert ours.headers[header] == theirs.headers[header]
+    assert ours.headers["Authorization"] == theirs.headers["Authorization"]  # the same SigV4 signature
+    assert ours.url == theirs.url
+
+
+def boto3_client_without_preparation():
+    import boto3
+
+    return boto3.session.Session().client("dynamodb", config=clients._HOT_CONFIG)
+
+
+def test_requests_without_prepared_members_are_botocores_own():
+    hot, plain = clients.hot_client("dynamodb"), boto3_client_without_preparation()
+    params = {"TableName": "t", "Item": {"k": {"S": "ü"}, "n": {"N": "1"}}}
+    assert _sent_request(hot, "PutItem", **params).body == _sent_request(plain, "PutItem", **params).body

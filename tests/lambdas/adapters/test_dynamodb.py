@@ -1,21 +1,24 @@
-"""lambdas/adapters/dynamodb.py against moto: parallel batches, UnprocessedItems/throttling retries,
-items refused for good, the write policy from the environment."""
+"""lambdas/adapters/dynamodb.py against moto: parallel conditional transactions, never an older source over a
+newer one, cancellation reasons, throttling retries, items refused for good, the write policy."""
 
 from __future__ import annotations
 
 import json
 from decimal import Decimal
 
+import boto3
 import pytest
-from botocore.awsrequest import AWSResponse
 
 from lambdas.adapters import clients
-from lambdas.adapters.dynamodb import ParallelBatchWriter, WritePolicy, WriteRetriesExhausted
+from lambdas.adapters.dynamodb import ConditionalWriter, WritePolicy, WriteRetriesExhausted
+from lambdas.domain.purchases import WriteOutcome
+from tests.reliability import faults
 
 pytestmark = pytest.mark.integration
 
 
 def item(n: int, **extra) -> dict:
+    extra.setdefault("source_order", ORDER_OLD)
     return {
         "tenant_id": "S1",
         "compra_id": f"B{n:04d}",
@@ -41,67 +44,6 @@ def scan(table: str) -> dict[tuple[str, str], dict]:
     return out
 
 
-class BatchWriteFaults:
-    """botocore before-call hook on the shared client: the next `unprocessed` BatchWriteItem calls
-    process only their first request (the rest comes back as UnprocessedItems, as DynamoDB does under
-    load), the next `throttled` calls fail with ProvisionedThroughputExceededException."""
-
-    def __init__(self, unprocessed: int = 0, throttled: int = 0) -> None:
-        self.unprocessed = unprocessed
-        self.throttled = throttled
-        self.calls = 0
-        self.ddb = clients.hot_client("dynamodb")  # the writer's BatchWriteItem client
-
-    def __call__(self, params, **_):
-        self.calls += 1
-        body = json.loads(params["body"])
-        if self.throttled:
-            self.throttled -= 1
-            error = {"__type": "ProvisionedThroughputExceededException", "message": "slow down"}
-            return _response(400, error), {
-                "Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"},
-                "ResponseMetadata": {"HTTPStatusCode": 400},
-            }
-        if self.unprocessed:
-            self.unprocessed -= 1
-            ((table, requests),) = body["RequestItems"].items()
-            if len(requests) > 1:
-                from boto3.dynamodb.types import TypeDeserializer
-
-                first = requests[0]["PutRequest"]["Item"]
-                des = TypeDeserializer()
-                self._put_directly(table, {k: des.deserialize(v) for k, v in first.items()})
-                # The wire JSON of the requests is also botocore's parsed shape (N values are strings).
-                parsed = {"UnprocessedItems": {table: requests[1:]}}
-                return _response(200, parsed), parsed
-        return None
-
-    @staticmethod
-    def _put_directly(table, value):
-        import boto3
-
-        boto3.resource("dynamodb").Table(table).put_item(Item=value)
-
-    def __enter__(self):
-        self.ddb.meta.events.register_first("before-call.dynamodb.BatchWriteItem", self)
-        return self
-
-    def __exit__(self, *exc):
-        self.ddb.meta.events.unregister("before-call.dynamodb.BatchWriteItem", self)
-
-
-def _response(status: int, body: dict) -> AWSResponse:
-    return AWSResponse("http://fault", status, {}, _Raw(json.dumps(body).encode()))
-
-
-class _Raw:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def stream(self, **_):
-        yield self.data
-
-
 @pytest.fixture
 def table(stack):
     clients.reset_clients()
@@ -109,73 +51,137 @@ def table(stack):
     clients.reset_clients()
 
 
+@pytest.fixture
+def fast_botocore_retries(monkeypatch):
+    """botocore's own retries, without their sleeps (the decisions stay botocore's)."""
+    from botocore.retries import standard
+
+    monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda self, context: 0.0)
+
+
 def no_sleep(_seconds: float) -> None:
     return None
 
 
-def test_writes_many_items_in_parallel_batches(table):
-    with ParallelBatchWriter(table, WritePolicy(concurrency=4)) as writer:
+ORDER_OLD = "2026-01-01T00:00:00Z 75706c6f6164732f612e637376 " + "0" * 32 + " null"
+ORDER_NEW = "2026-01-01T00:00:05Z 75706c6f6164732f612e637376 " + "0" * 32 + " null"
+
+
+def test_writes_many_items_in_parallel_transactions(table):
+    with ConditionalWriter(table, WritePolicy(concurrency=4)) as writer:
         for n in range(260):
             writer.put(item(n))
-        assert writer.flush() == []
-        assert writer.requests_sent == 11  # ceil(260 / 25)
+        assert writer.flush() == WriteOutcome()
+        assert writer.requests_sent == 3  # ceil(260 / 100)
+        assert writer.items_written == 260
     stored = scan(table)
     assert len(stored) == 260
     assert stored[("S1", "B0007")]["productos"][0]["precio_unitario"] == Decimal("1.25")
     assert stored[("S1", "B0007")]["productos"][1]["precio_unitario"] is None
+    assert stored[("S1", "B0007")]["source_order"] == ORDER_OLD
 
 
-def test_delete_removes_items(table):
-    with ParallelBatchWriter(table) as writer:
-        writer.put(item(1))
-        writer.put(item(2))
-        writer.flush()
-        writer.delete(("S1", "B0001"))
-        writer.flush()
-    assert list(scan(table)) == [("S1", "B0002")]
+def test_an_older_source_never_replaces_a_newer_one_and_the_same_source_rewrites(table):
+    with ConditionalWriter(table) as writer:
+        writer.put(item(1, source_order=ORDER_NEW, fecha="2024-03-02 00:00:00"))
+        writer.put(item(2, source_order=ORDER_OLD))
+        assert writer.flush() == WriteOutcome()
+        # One transaction mixing a stale item, a newer one and a rewrite of the same source.
+        writer.put(item(1, source_order=ORDER_OLD))  # stale: the table has B0001 from ORDER_NEW
+        writer.put(item(2, source_order=ORDER_NEW, fecha="2024-03-09 00:00:00"))  # newer: replaces
+        writer.put(item(3, source_order=ORDER_OLD))  # new purchase
+        writer.put(item(1, source_order=ORDER_NEW, fecha="2024-03-02 00:00:00"))  # same source: idempotent
+        outcome = writer.flush()
+    assert outcome == WriteOutcome(superseded=1, superseded_lines=2)
+    stored = scan(table)
+    assert stored[("S1", "B0001")]["fecha"] == "2024-03-02 00:00:00"
+    assert stored[("S1", "B0001")]["source_order"] == ORDER_NEW
+    assert stored[("S1", "B0002")]["fecha"] == "2024-03-09 00:00:00"
+    assert ("S1", "B0003") in stored
 
 
-def test_unprocessed_items_are_retried_with_backoff(table):
+def test_an_item_without_source_order_written_by_others_is_replaced(table):
+    legacy = item(4)
+    legacy.pop("source_order")
+    boto3.resource("dynamodb").Table(table).put_item(Item=legacy)
+    with ConditionalWriter(table) as writer:
+        writer.put(item(4, fecha="2024-05-05 00:00:00"))
+        assert writer.flush() == WriteOutcome()
+    assert scan(table)[("S1", "B0004")]["fecha"] == "2024-05-05 00:00:00"
+
+
+def cancelled(*codes: str):
+    """A TransactionCanceledException with one cancellation reason per action, as DynamoDB answers."""
+
+    def respond(request):
+        reasons = [{"Code": code, **({"Message": code} if code != "None" else {})} for code in codes]
+        body = json.dumps(
+            {
+                "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+                "Message": f"Transaction cancelled, please refer cancellation reasons [{', '.join(codes)}]",
+                "CancellationReasons": reasons,
+            }
+        ).encode()
+        return faults.response(request, 400, body, {"Content-Type": "application/x-amz-json-1.0"})
+
+    return respond
+
+
+def test_conflicts_and_actions_cancelled_alongside_are_sent_again(table):
+    ddb = clients.hot_client("dynamodb")
     sleeps: list[float] = []
     with (
-        BatchWriteFaults(unprocessed=3) as faults,
-        ParallelBatchWriter(
-            table, WritePolicy(concurrency=1, max_attempts=8), sleep=sleeps.append, rand=lambda: 1.0
-        ) as writer,
+        faults.inject(ddb, "TransactWriteItems", cancelled("None", "TransactionConflict", "None"), times=1) as fault,
+        ConditionalWriter(table, WritePolicy(concurrency=1), sleep=sleeps.append, rand=lambda: 1.0) as writer,
     ):
-        for n in range(25):
+        for n in range(3):
             writer.put(item(n))
-        assert writer.flush() == []
-    assert len(scan(table)) == 25
-    assert faults.calls == 4
-    assert sleeps == [0.1, 0.2, 0.4]  # full jitter upper bounds base * 2**attempt (rand() = 1.0)
+        assert writer.flush() == WriteOutcome()
+    assert fault.fired == 1 and writer.requests_sent == 2 and sleeps == [0.1]
+    assert len(scan(table)) == 3
 
 
-def test_throttling_that_outlasts_the_attempts_raises(table):
+def test_throttling_that_outlasts_the_attempts_raises(table, fast_botocore_retries):
+    ddb = clients.hot_client("dynamodb")
     with (
-        BatchWriteFaults(throttled=100),
-        ParallelBatchWriter(table, WritePolicy(concurrency=2, max_attempts=3), sleep=no_sleep) as writer,
+        faults.inject(ddb, "TransactWriteItems", faults.throttle(), times=None),
+        ConditionalWriter(table, WritePolicy(concurrency=2, max_attempts=3), sleep=no_sleep) as writer,
     ):
         writer.put(item(1))
         with pytest.raises(WriteRetriesExhausted, match="after 3 attempts"):
             writer.flush()
+    assert scan(table) == {}
 
 
-def test_throttling_that_ends_is_absorbed(table):
-    with BatchWriteFaults(throttled=2), ParallelBatchWriter(table, WritePolicy(max_attempts=3), sleep=no_sleep) as w:
-        w.put(item(1))
-        assert w.flush() == []
+def test_throttling_that_ends_is_absorbed(table, fast_botocore_retries):
+    ddb = clients.hot_client("dynamodb")
+    with (
+        faults.inject(ddb, "TransactWriteItems", faults.throttle(), times=7),  # > botocore's own 5 attempts
+        ConditionalWriter(table, WritePolicy(max_attempts=3), sleep=no_sleep) as writer,
+    ):
+        writer.put(item(1))
+        assert writer.flush() == WriteOutcome()
     assert len(scan(table)) == 1
 
 
-def test_an_item_dynamodb_refuses_is_returned_and_its_batch_neighbours_are_written(table):
+def test_an_item_dynamodb_refuses_is_returned_and_its_neighbours_are_written(table):
     too_big = item(5, blob="x" * 410_000)
-    with ParallelBatchWriter(table) as writer:
+    with ConditionalWriter(table) as writer:
         for n in range(10):
             writer.put(too_big if n == 5 else item(n))
-        refused = writer.flush()
-    assert [(i["compra_id"], "size" in reason.lower()) for i, reason in refused] == [("B0005", True)]
+        outcome = writer.flush()
+    assert [(i["compra_id"], "size" in reason.lower()) for i, reason in outcome.refused] == [("B0005", True)]
     assert len(scan(table)) == 9
+
+
+def test_requests_stay_under_the_transaction_size_limit(table):
+    big = "y" * 300_000  # 14 of these exceed the 4 MB of one transaction
+    with ConditionalWriter(table, WritePolicy(concurrency=2)) as writer:
+        for n in range(14):
+            writer.put(item(n, blob=big))
+        assert writer.flush() == WriteOutcome()
+        assert writer.requests_sent == 2
+    assert len(scan(table)) == 14
 
 
 def test_backoff_is_full_jitter_capped():
@@ -188,7 +194,7 @@ def test_backoff_is_full_jitter_capped():
 def test_fast_serialisation_matches_type_serializer():
     from boto3.dynamodb.types import TypeSerializer
 
-    writer = ParallelBatchWriter("unused", WritePolicy(concurrency=1))
+    writer = ConditionalWriter("unused", WritePolicy(concurrency=1))
     try:
         sample = item(3, user_id="ü", flag=True, tags={"a", "b"}, nested={"x": [1, Decimal("0.0001"), None]})
         expected = {k: TypeSerializer().serialize(v) for k, v in sample.items()}

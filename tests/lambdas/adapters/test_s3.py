@@ -1,4 +1,4 @@
-"""lambdas/adapters/s3.py (ingestion part) against moto: streaming reads, If-Match, missing keys, JSON puts."""
+"""lambdas/adapters/s3.py (ingestion part) on moto: streaming reads of one version, missing versions, JSON puts."""
 
 from __future__ import annotations
 
@@ -35,15 +35,27 @@ def test_missing_object_raises_object_not_found(bucket):
         s3.open_object(bucket, "uploads/gone.csv")
 
 
-def test_if_match_detects_a_new_version(bucket):
-    clients.client("s3").put_object(Bucket=bucket, Key="uploads/x.csv", Body=b"v1")
-    info, chunks = s3.open_object(bucket, "uploads/x.csv")
+def test_open_object_reads_the_version_asked_for(bucket):
+    s3_client = clients.client("s3")
+    v1 = s3_client.put_object(Bucket=bucket, Key="uploads/x.csv", Body=b"v1")["VersionId"]
+    v2 = s3_client.put_object(Bucket=bucket, Key="uploads/x.csv", Body=b"v2")["VersionId"]
+    info, chunks = s3.open_object(bucket, "uploads/x.csv", version_id=v1)
+    assert b"".join(chunks) == b"v1" and info.version_id == v1
+    current, chunks = s3.open_object(bucket, "uploads/x.csv")
+    assert b"".join(chunks) == b"v2" and current.version_id == v2
+
+
+def test_a_deleted_version_or_a_delete_marker_is_object_not_found(bucket):
+    s3_client = clients.client("s3")
+    v1 = s3_client.put_object(Bucket=bucket, Key="uploads/y.csv", Body=b"v1")["VersionId"]
+    marker = s3_client.delete_object(Bucket=bucket, Key="uploads/y.csv")["VersionId"]
+    with pytest.raises(s3.ObjectNotFound, match=f"version {marker} of"):
+        s3.open_object(bucket, "uploads/y.csv", version_id=marker)
+    _, chunks = s3.open_object(bucket, "uploads/y.csv", version_id=v1)  # still there behind the marker
     assert b"".join(chunks) == b"v1"
-    _, same = s3.open_object(bucket, "uploads/x.csv", if_match=info.etag)
-    assert b"".join(same) == b"v1"
-    clients.client("s3").put_object(Bucket=bucket, Key="uploads/x.csv", Body=b"v2")
-    with pytest.raises(s3.ObjectChanged):
-        s3.open_object(bucket, "uploads/x.csv", if_match=info.etag)
+    s3_client.delete_object(Bucket=bucket, Key="uploads/y.csv", VersionId=v1)
+    with pytest.raises(s3.ObjectNotFound, match="does not exist"):
+        s3.open_object(bucket, "uploads/y.csv", version_id=v1)
 
 
 def test_put_json_writes_utf8_json(bucket):

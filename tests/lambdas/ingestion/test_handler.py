@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from urllib.parse import quote_plus
 
+import boto3
 import pytest
 from boto3.dynamodb.types import TypeDeserializer
 
@@ -65,7 +66,7 @@ def context() -> LocalLambdaContext:
     return LocalLambdaContext(function_name="ingestarTickets", memory_limit_in_mb=1024, timeout_seconds=120)
 
 
-def s3_event_message(bucket: str, key: str, event_name: str = "ObjectCreated:Put") -> dict:
+def s3_event_message(bucket: str, key: str, event_name: str = "ObjectCreated:Put", version_id: str = "") -> dict:
     record = {
         "eventVersion": "2.1",
         "eventSource": "aws:s3",
@@ -74,6 +75,8 @@ def s3_event_message(bucket: str, key: str, event_name: str = "ObjectCreated:Put
         "eventName": event_name,
         "s3": {"bucket": {"name": bucket}, "object": {"key": quote_plus(key), "size": 1, "eTag": "x"}},
     }
+    if version_id:
+        record["s3"]["object"]["versionId"] = version_id
     return {"Records": [record]}
 
 
@@ -129,12 +132,11 @@ def test_reingesting_the_same_object_changes_nothing_and_a_later_file_corrects(e
     put(env, "uploads/a.csv", GOOD)
     poller(env).run_until_idle()
     first = table_items(env)
-    put(env, "uploads/a.csv", GOOD)  # same bytes again: a new LastModified, the same purchases
+    put(env, "uploads/a.csv", GOOD)  # same bytes again: a new version and LastModified, the same purchases
     poller(env).run_until_idle()
     again = table_items(env)
-    assert {k: {**v, "ingested_at": None} for k, v in again.items()} == {
-        k: {**v, "ingested_at": None} for k, v in first.items()
-    }
+    volatile = {"ingested_at": None, "source_version_id": None, "source_order": None}
+    assert {k: {**v, **volatile} for k, v in again.items()} == {k: {**v, **volatile} for k, v in first.items()}
     put(env, "uploads/b.csv", HEADER + "T9,Agua,B1,2024-03-02 10:00:00,Bebidas,6,S1,0.40,u1\n")
     poller(env).run_until_idle()
     corrected = table_items(env)[("S1", "B1")]
@@ -182,8 +184,22 @@ def test_file_rejected_as_a_whole_succeeds_with_a_report(env):
 def test_missing_key_is_logged_and_not_retried(env, caplog):
     event = sqs_event(env, [json.dumps(s3_event_message(env.names.bucket, "uploads/deleted meanwhile.csv"))])
     assert ingestion.handler(event, context()) == {"batchItemFailures": []}
-    [warning] = [r for r in caplog.records if "object no longer exists" in r.getMessage()]
+    [warning] = [r for r in caplog.records if "object version no longer exists" in r.getMessage()]
     assert warning.key == "uploads/deleted meanwhile.csv" and warning.levelname == "WARNING"
+
+
+def test_the_version_the_notification_announces_is_ingested_even_after_an_overwrite(env):
+    s3_client = boto3.client("s3")
+    first = s3_client.put_object(Bucket=env.names.bucket, Key="uploads/v.csv", Body=GOOD.encode())["VersionId"]
+    s3_client.put_object(
+        Bucket=env.names.bucket, Key="uploads/v.csv", Body=GOOD.replace("Pan", "Pan integral").encode()
+    )
+    clients.client("sqs").purge_queue(QueueUrl=env.ingest_queue_url)  # only our hand-made message below
+    event = sqs_event(env, [json.dumps(s3_event_message(env.names.bucket, "uploads/v.csv", version_id=first))])
+    assert ingestion.handler(event, context()) == {"batchItemFailures": []}
+    item = table_items(env)[("S1", "B1")]
+    assert item["source_version_id"] == first
+    assert {p["nombre"] for p in item["productos"]} >= {"Pan"}
 
 
 @pytest.mark.parametrize(

@@ -1,16 +1,16 @@
-"""lambdas/ingestion/service.py on moto: split baskets (second read), retriable failures that make the SQS
-message fail and succeed on redelivery, an object replaced between the two reads."""
+"""lambdas/ingestion/service.py on moto: one read of the announced version, never an older source over a newer
+one, vanished versions, retriable failures that make the SQS message fail and succeed on redelivery."""
 
 from __future__ import annotations
 
-import json
 import os
+import time
 
 import boto3
 import pytest
 from boto3.dynamodb.types import TypeDeserializer
 
-from lambdas.adapters import clients, s3
+from lambdas.adapters import clients
 from lambdas.adapters.dynamodb import WritePolicy, WriteRetriesExhausted
 from lambdas.ingestion import handler as ingestion
 from lambdas.ingestion import service
@@ -46,58 +46,79 @@ def items(stack) -> dict:
     return out
 
 
+def ingestion_of(policy: WritePolicy | None = None) -> service.Ingestion:
+    return service.build_ingestion(IngestionSettings.from_env(os.environ), policy)
+
+
 def upload(stack, key: str, text: str) -> None:
     # A separate client: the notification lands in the queue, the shared client keeps its hooks clean.
     boto3.client("s3").put_object(Bucket=stack.names.bucket, Key=key, Body=text.encode("utf-8"))
 
 
-def test_split_basket_is_rebuilt_from_a_second_read(env):
+def test_split_basket_is_one_purchase_from_a_single_read(env):
     upload(env, "uploads/split.csv", SPLIT)
-    outcome = service.build_ingestion(IngestionSettings.from_env(os.environ)).ingest_object(
-        env.names.bucket, "uploads/split.csv"
-    )
+    s3_client, gets = clients.client("s3"), []
+    s3_client.meta.events.register("before-call.s3.GetObject", lambda **_: gets.append(1), unique_id="count-gets")
+    try:
+        outcome = ingestion_of().ingest_object(env.names.bucket, "uploads/split.csv")
+    finally:
+        s3_client.meta.events.unregister("before-call.s3.GetObject", unique_id="count-gets")
+    assert len(gets) == 1
     assert outcome.report_uri.endswith("/ingest-reports/split.csv.report.json")
-    assert outcome.report["counts"]["split_purchases_rebuilt"] == 1
     assert outcome.report["counts"]["purchases_written"] == 3
     b1 = items(env)[("S1", "B1")]
     assert [p["ticket_id"] for p in b1["productos"]] == ["T1", "T3", "T5"]
     assert b1["fecha"] == "2024-03-01 10:01:00"
 
 
-def test_object_replaced_between_the_two_reads_fails_the_file(env):
-    upload(env, "uploads/split.csv", SPLIT)
-    s3_client = clients.client("s3")
-    calls = []
+def put_version(stack, key: str, text: str) -> str:
+    response = boto3.client("s3").put_object(Bucket=stack.names.bucket, Key=key, Body=text.encode("utf-8"))
+    return response["VersionId"]
 
-    def replace_before_second_get(**_):
-        calls.append(1)
-        if len(calls) == 2:
-            upload(env, "uploads/split.csv", SPLIT.replace("Pan", "Pan integral"))
 
-    s3_client.meta.events.register("before-call.s3.GetObject", replace_before_second_get)
-    try:
-        with pytest.raises(s3.ObjectChanged):
-            service.build_ingestion(IngestionSettings.from_env(os.environ)).ingest_object(
-                env.names.bucket, "uploads/split.csv"
-            )
-    finally:
-        s3_client.meta.events.unregister("before-call.s3.GetObject", replace_before_second_get)
+def test_the_announced_version_is_read_and_an_older_one_never_replaces_a_newer_one(env):
+    ingest = ingestion_of()
+    v1 = put_version(env, "uploads/v.csv", SPLIT)
+    time.sleep(1.1)  # LastModified has one-second resolution
+    v2 = put_version(env, "uploads/v.csv", SPLIT.replace("Pan", "Pan integral"))
+    first = ingest.ingest_object(env.names.bucket, "uploads/v.csv", version_id=v1)
+    assert first.report["source"]["version_id"] == v1
+    assert items(env)[("S1", "B1")]["productos"][0]["nombre"] == "Pan"  # v1, although v2 is the current object
+    assert items(env)[("S1", "B1")]["source_version_id"] == v1
+    ingest.ingest_object(env.names.bucket, "uploads/v.csv", version_id=v2)
+    again = ingest.ingest_object(env.names.bucket, "uploads/v.csv", version_id=v1)  # redelivered
+    assert again.report["status"] == "loaded"
+    assert again.report["counts"]["purchases_superseded"] == 3 and again.report["counts"]["purchases_written"] == 0
+    b1 = items(env)[("S1", "B1")]
+    assert b1["productos"][0]["nombre"] == "Pan integral" and b1["source_version_id"] == v2
+
+
+def test_a_version_that_no_longer_exists_is_not_ingested(env):
+    ingest = ingestion_of()
+    version = put_version(env, "uploads/gone.csv", SPLIT)
+    s3_client = boto3.client("s3")
+    marker = s3_client.delete_object(Bucket=env.names.bucket, Key="uploads/gone.csv")["VersionId"]
+    assert ingest.ingest_object(env.names.bucket, "uploads/gone.csv", version_id=marker) is None
+    s3_client.delete_object(Bucket=env.names.bucket, Key="uploads/gone.csv", VersionId=version)
+    assert ingest.ingest_object(env.names.bucket, "uploads/gone.csv", version_id=version) is None
+    assert items(env) == {}
 
 
 def test_throttling_past_the_retries_fails_the_message_and_redelivery_succeeds(env, monkeypatch):
     monkeypatch.setenv("MAX_WRITE_ATTEMPTS", "2")
     monkeypatch.setenv("BACKOFF_BASE_SECONDS", "0")
     throttled = {"left": 10_000}
-    ddb = clients.hot_client("dynamodb")  # the client of the ingestion's BatchWriteItem calls
+    ddb = clients.hot_client("dynamodb")  # the client of the ingestion's TransactWriteItems calls
 
     def throttle(**_):
         if throttled["left"] > 0:
             throttled["left"] -= 1
             from botocore.exceptions import ClientError
 
-            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "BatchWriteItem")
+            error = {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}
+            raise ClientError(error, "TransactWriteItems")
 
-    ddb.meta.events.register("before-call.dynamodb.BatchWriteItem", throttle)
+    ddb.meta.events.register("before-call.dynamodb.TransactWriteItems", throttle)
     poller = SqsPoller(env.event_source("ingestarTickets"), ingestion.handler, retry_visibility_seconds=0)
     try:
         upload(env, "uploads/a.csv", SPLIT)
@@ -108,35 +129,24 @@ def test_throttling_past_the_retries_fails_the_message_and_redelivery_succeeds(e
         second = poller.poll_once()
         assert second.messages_deleted == 1
     finally:
-        ddb.meta.events.unregister("before-call.dynamodb.BatchWriteItem", throttle)
+        ddb.meta.events.unregister("before-call.dynamodb.TransactWriteItems", throttle)
     assert sorted(items(env)) == [("S1", "B1"), ("S1", "B2"), ("S1", "B3")]
     assert service.write_policy(IngestionSettings.from_env(os.environ)).max_attempts == 2
 
 
-def test_retriable_failure_propagates_from_the_service(env, monkeypatch):
+def test_retriable_failure_propagates_from_the_service(env):
+    from tests.reliability import faults
+
     upload(env, "uploads/a.csv", SPLIT)
-    ddb = clients.hot_client("dynamodb")  # the client of the ingestion's BatchWriteItem calls
-
-    def unprocessed(params, **_):
-        from botocore.awsrequest import AWSResponse
-
-        body = json.loads(params["body"])
-        parsed = {"UnprocessedItems": body["RequestItems"]}
-
-        class Raw:
-            def stream(self, **_):
-                yield json.dumps(parsed).encode()
-
-        return AWSResponse("http://fault", 200, {}, Raw()), parsed
-
-    ddb.meta.events.register_first("before-call.dynamodb.BatchWriteItem", unprocessed)
-    try:
-        with pytest.raises(WriteRetriesExhausted, match="UnprocessedItems"):
-            service.build_ingestion(
-                IngestionSettings.from_env(os.environ), WritePolicy(max_attempts=3, backoff_base_seconds=0)
-            ).ingest_object(env.names.bucket, "uploads/a.csv")
-    finally:
-        ddb.meta.events.unregister("before-call.dynamodb.BatchWriteItem", unprocessed)
+    ddb = clients.hot_client("dynamodb")  # the client of the ingestion's TransactWriteItems calls
+    conflict = faults.json_error(400, "TransactionConflictException", "Transaction is ongoing for the item")
+    with (
+        faults.inject(ddb, "TransactWriteItems", conflict, times=None),
+        pytest.raises(WriteRetriesExhausted, match="after 3 attempts"),
+    ):
+        ingestion_of(WritePolicy(max_attempts=3, backoff_base_seconds=0)).ingest_object(
+            env.names.bucket, "uploads/a.csv"
+        )
 
 
 def test_report_key_mirrors_the_upload_path(env):
@@ -151,6 +161,7 @@ def test_settings_come_from_the_deployed_function_and_fail_fast(env):
     cfg = config.function_settings("ingestion")
     settings = IngestionSettings.from_env(env.lambda_environment("ingestarTickets"))
     assert settings.max_reported_rejections == cfg["maxReportedRejections"]
+    assert settings.grouping_memory_mb == cfg["groupingMemoryMB"]
     assert service.write_policy(settings) == WritePolicy(
         concurrency=cfg["writeConcurrency"],
         max_attempts=cfg["maxWriteAttempts"],
