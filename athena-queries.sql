@@ -2,10 +2,12 @@
 --
 -- Where they run
 --   * Athena console: select the database "<stage>-compras-datacatalog" (e.g. "dev-compras-datacatalog") and the
---     workgroup "compras-<stage>", then run any ONE statement below as it is. Create the view first (query
---     `compras_actuales`): the other queries read it. Tables are never qualified with the database, so the
---     same file serves every stage; whoever runs it sets the database (console drop-down, or
---     QueryExecutionContext.Database in StartQueryExecution).
+--     workgroup "compras-<stage>", then run any ONE statement below as it is. Create the views first (queries
+--     `compras_actuales` and `compras_vigentes`): the other queries read `compras_vigentes`, the compacted
+--     state (Iceberg table compras_iceberg, kept by compactarCompras); replace it by `compras_actuales` to read
+--     the raw JSON changes instead (same columns; docs/compaction.md says when). Tables are never qualified
+--     with the database, so the same file serves every stage; whoever runs it sets the database (console
+--     drop-down, or QueryExecutionContext.Database in StartQueryExecution).
 --   * Programs (the report function, the local DuckDB runner) load this file with lambdas/domain/queries.py,
 --     which splits it on the `-- name:` lines and binds parameters.
 --
@@ -14,8 +16,8 @@
 --   inclusive day range date_from / date_to ('YYYY-MM-DD' strings; the defaults cover every day). The file runs
 --   as-is with those defaults; a program replaces the literals through the SQL syntax tree
 --   (queries.bind(name, tenant_id=..., date_from=..., date_to=...)), never by pasting text into the SQL.
---   Days compare as 'YYYY-MM-DD' strings built from the partition columns year/month/day (ISO dates sort as
---   strings), so the partitions are what is filtered.
+--   Days compare as 'YYYY-MM-DD' strings (`dia`: the Iceberg table's partition column, or built from the JSON
+--   table's partition columns year/month/day; ISO dates sort as strings), so the partitions are what is filtered.
 --
 -- Money is decimal(18,4) in the table, so sums stay exact; ratios are computed in double.
 
@@ -25,8 +27,9 @@
 -- DynamoDB Streams sequence number (numeric order, exact for any number of digits: a longer string of digits
 -- is a larger number, equal lengths compare as text; no cast, since sequence numbers may have 40 digits and
 -- DECIMAL holds 38; the approximate creation time breaks ties), with purchases
--- whose latest event is REMOVE left out. Every other query reads this view instead of the raw table, so a
--- correction (MODIFY) replaces the earlier version and a deleted purchase disappears. It ranks across all
+-- whose latest event is REMOVE left out: a correction (MODIFY) replaces the earlier version and a deleted
+-- purchase disappears. The exact, always-fresh state (compras_vigentes lags by up to one maintenance run); the
+-- queries below read compras_vigentes and run on this view with read_from (same columns). It ranks across all
 -- partitions on purpose: a correction may move a purchase to another day; filters belong on the view's output.
 CREATE OR REPLACE VIEW compras_actuales AS
 WITH versions AS (
@@ -67,6 +70,30 @@ WHERE version_rank = 1
     AND metadata.event_name <> 'REMOVE';
 
 
+-- name: compras_vigentes
+-- Current state of every purchase read from the compacted Iceberg table compras_iceberg (Parquet, partitioned by
+-- tenant_id and dia), which the maintenance function compactarCompras keeps up to date with MERGE INTO (latest
+-- change per purchase by the same ordering as compras_actuales; a REMOVE leaves a tombstone, left out here). Same
+-- columns as compras_actuales, so every query below can read either: the queries read this view (cost and
+-- latency follow the range asked for, not the whole history); use compras_actuales instead for an audit of the
+-- raw changes or for data newer than the last merge (docs/compaction.md).
+CREATE OR REPLACE VIEW compras_vigentes AS
+SELECT
+    tenant_id,
+    substr(dia, 1, 4) AS year,
+    substr(dia, 6, 2) AS month,
+    substr(dia, 9, 2) AS day,
+    dia,
+    compra_id,
+    user_id,
+    fecha,
+    productos,
+    resumen,
+    metadata
+FROM compras_iceberg
+WHERE NOT eliminada;
+
+
 -- name: compras_recientes
 -- Recent purchases with their lines: the 20 latest purchases (by fecha) of the tenant and day range, one row per
 -- product line, with the purchase totals repeated on each line. Filters on the partition columns (dia).
@@ -75,7 +102,7 @@ WITH params AS (
 ),
 recientes AS (
     SELECT c.*
-    FROM compras_actuales AS c
+    FROM compras_vigentes AS c
     CROSS JOIN params AS p
     WHERE (p.tenant_id IS NULL OR c.tenant_id = p.tenant_id)
         AND c.dia BETWEEN p.date_from AND p.date_to
@@ -109,7 +136,7 @@ WITH params AS (
 ),
 lineas AS (
     SELECT c.tenant_id, c.compra_id, l.producto
-    FROM compras_actuales AS c
+    FROM compras_vigentes AS c
     CROSS JOIN params AS p
     CROSS JOIN UNNEST(c.productos) AS l (producto)
     WHERE (p.tenant_id IS NULL OR c.tenant_id = p.tenant_id)
@@ -151,7 +178,7 @@ SELECT
     sum(c.resumen.total_cantidad) AS unidades,
     sum(c.resumen.total_precio) AS ingresos,
     round(CAST(sum(c.resumen.total_precio) AS DOUBLE) / count(*), 2) AS ticket_medio
-FROM compras_actuales AS c
+FROM compras_vigentes AS c
 CROSS JOIN params AS p
 WHERE (p.tenant_id IS NULL OR c.tenant_id = p.tenant_id)
     AND c.dia BETWEEN p.date_from AND p.date_to
@@ -172,7 +199,7 @@ WITH params AS (
 ),
 compras AS (
     SELECT c.tenant_id, c.compra_id, c.productos
-    FROM compras_actuales AS c
+    FROM compras_vigentes AS c
     CROSS JOIN params AS p
     WHERE (p.tenant_id IS NULL OR c.tenant_id = p.tenant_id)
         AND c.dia BETWEEN p.date_from AND p.date_to
@@ -263,7 +290,7 @@ WITH params AS (
 ),
 lineas AS (
     SELECT c.tenant_id, c.compra_id, l.producto
-    FROM compras_actuales AS c
+    FROM compras_vigentes AS c
     CROSS JOIN params AS p
     CROSS JOIN UNNEST(c.productos) AS l (producto)
     WHERE (p.tenant_id IS NULL OR c.tenant_id = p.tenant_id)

@@ -9,10 +9,13 @@ Checks, in order: the Glue database; the table; its SerDe, input/output formats 
 location (s3://<bucket>/compras/); its columns and partition keys against config/pipeline.yml `catalog`
 (the JSON contract, docs/json-contract.md); the partitions registered in Glue against the partition
 prefixes that hold documents in S3 — missing (documents Athena cannot see), orphaned (registered, no
-objects) and wrong location; keys under compras/ that do not follow the layout; and, on real AWS only, a
-test query in the stage's workgroup (Athena in moto executes nothing, so it is skipped there and the
-report says so). `--repair` registers the missing partitions (BatchCreatePartition, the table's storage
-descriptor, location = the encoded prefix) and checks again.
+objects) and wrong location; keys under compras/ that do not follow the layout; the compacted Iceberg table
+(docs/compaction.md): it exists, is an Iceberg table at s3://<bucket>/iceberg/<table>/, has the columns of the
+Athena DDL, and its last committed merge (the state object of compactarCompras) is younger than
+functions.compaction.staleAfterHours; and, on real AWS only, a test query in the stage's workgroup (Athena in
+moto executes nothing, so it is skipped there and the report says so). `--repair` registers the missing
+partitions (BatchCreatePartition, the table's storage descriptor, location = the encoded prefix) and checks
+again.
 
 Names come from config/pipeline.yml for the stage (bucket: account and region resolved; `--bucket`
 overrides it like the `bucketName` deploy parameter). Exit status: 0 all good, 1 problems found,
@@ -25,6 +28,7 @@ import argparse
 import os
 import sys
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 OK, WARN, FAIL, SKIP = "OK", "WARN", "FAIL", "SKIP"
@@ -111,6 +115,48 @@ def check_table(table: dict[str, Any], catalog: dict[str, Any], location: str, r
         report.add(FAIL, "location", f"{actual_location!r}, expected {location!r}")
     compare_columns("column", descriptor.get("Columns", []), catalog["columns"], report)
     compare_columns("partition key", table.get("PartitionKeys", []), catalog["partitionKeys"], report)
+
+
+def check_iceberg(
+    table: dict[str, Any] | None,
+    state: Any,
+    *,
+    expected_columns: list[dict[str, str]],
+    location: str,
+    stale_after_hours: float,
+    now: Any,
+    report: Report,
+) -> None:
+    """The compacted table (Glue entry written by Athena's DDL) and the age of its last merge."""
+    if table is None:
+        level = FAIL if state.last_merge_at is not None else WARN
+        report.add(
+            level,
+            "iceberg table",
+            "does not exist" + ("" if level == FAIL else ": the first compactarCompras run creates it"),
+        )
+    else:
+        kind = (table.get("Parameters") or {}).get("table_type", "")
+        if kind.upper() == "ICEBERG":
+            report.add(OK, "iceberg table", f"{table['Name']} (table_type ICEBERG)")
+        else:
+            report.add(FAIL, "iceberg table", f"{table['Name']} has table_type {kind!r}, expected ICEBERG")
+        descriptor = table.get("StorageDescriptor", {})
+        actual_location = descriptor.get("Location", "")
+        if actual_location.rstrip("/") == location.rstrip("/"):
+            report.add(OK, "iceberg location", actual_location)
+        else:
+            report.add(FAIL, "iceberg location", f"{actual_location!r}, expected {location!r}")
+        compare_columns("iceberg column", descriptor.get("Columns", []), expected_columns, report)
+    if state.last_merge_at is None:
+        report.add(WARN, "last merge", "no merge committed yet (compactarCompras has not run, or every run failed)")
+        return
+    age_hours = (now - state.last_merge_at).total_seconds() / 3600
+    message = f"{state.last_merge_at.isoformat()} ({age_hours:.1f} h ago; {state.merges} merge(s) so far)"
+    if age_hours > stale_after_hours:
+        report.add(FAIL, "last merge", f"{message}: older than {stale_after_hours} h, queries read stale data")
+    else:
+        report.add(OK, "last merge", message)
 
 
 def _show(values: tuple[str, ...]) -> str:
@@ -222,6 +268,21 @@ def verify(
     check_partitions(partitions, in_s3.partitions, in_s3.unexpected_keys, location_of, report)
     if report.missing and not repair:
         report.add(WARN, "hint", "run again with --repair to register the missing partitions")
+
+    from lambdas.compaction.service import S3StateStore
+    from lambdas.domain import compaction
+
+    raw = config.raw_config()
+    iceberg_table = raw["names"]["icebergTable"]
+    check_iceberg(
+        glue.get_table(names.glue_database, iceberg_table),
+        S3StateStore(bucket, config.prefixes()["compaction"]).load(),
+        expected_columns=[{"Name": n, "Type": k} for n, k in compaction.table_columns(catalog["columns"])],
+        location=f"s3://{bucket}/{config.prefixes()['iceberg']}{iceberg_table}/",
+        stale_after_hours=float(raw["functions"]["compaction"]["staleAfterHours"]),
+        now=datetime.now(UTC),
+        report=report,
+    )
 
     if endpoint_url:
         report.add(SKIP, "test query", "Athena in moto executes nothing (always empty): skipped on a local endpoint")

@@ -441,9 +441,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write_report(results: list[RunResult], conditions: dict[str, Any], args: argparse.Namespace, extra) -> int:
-    from bench import report
+    from bench import compaction, report
 
     text, targets = report.render(results, conditions, args, extra)
+    text = compaction.keep_section(args.out, text)  # the section python -m bench.compaction writes
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
     print(f"\nreport written to {args.out}")

@@ -10,7 +10,12 @@ What Athena does on AWS, done here on one machine:
   ``lambdas.domain.keys.parse_object_key`` (exactly what Glue's partition values are); objects whose key does
   not follow the layout are skipped and listed in ``skipped_keys`` (Athena would never see them as
   documents of a partition either);
-* the views of the file are created (transpiled), then any named query runs with bound parameters.
+* the compacted table ``compras_iceberg`` (docs/compaction.md) is a DuckDB table: with a bucket it holds the
+  Parquet files of the last snapshot the local maintenance (local/compaction.py) committed there (empty when
+  none ran yet, like Athena before the first compactarCompras run); with :meth:`LocalAthena.load_objects`
+  (tests) it is filled by one full MERGE of the loaded documents — the same transpiled SQL;
+* the views of the file are created (transpiled), then any named query runs with bound parameters
+  (``read_from="compras_actuales"`` runs it over the JSON view instead of the compacted state).
 
 Dialect gaps fixed here, not in the SQL (see docs/athena.md and ../shared notes):
 
@@ -29,6 +34,7 @@ API: ``LocalAthena(bucket, prefix).run(name, tenant_id=…, date_from=…, date_
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import shutil
 import tempfile
@@ -43,9 +49,22 @@ import sqlglot
 from sqlglot import exp
 
 import pipeline_config as config
-from lambdas.domain import keys, queries
+from lambdas.domain import compaction, keys, queries
 
 TABLE = "compras_json"
+ICEBERG_TABLE = config.raw_config()["names"]["icebergTable"]
+# The local stand-in of an Iceberg snapshot: the Parquet files (hive layout tenant_id=…/dia=…) it lists.
+SNAPSHOT_POINTER = "local-snapshot.json"
+
+
+def iceberg_prefix() -> str:
+    """Key prefix of the Iceberg table in the bucket: prefixes.iceberg + names.icebergTable + '/'."""
+    return f"{config.prefixes()['iceberg']}{ICEBERG_TABLE}/"
+
+
+def iceberg_columns() -> list[tuple[str, str]]:
+    """(name, DuckDB type) of the compacted table, from the same definition as the Athena DDL."""
+    return [(name, duckdb_type(kind)) for name, kind in compaction.table_columns(config.catalog()["columns"])]
 
 
 class LocalQueryError(RuntimeError):
@@ -263,6 +282,7 @@ class LocalAthena:
         self._loaded = False
         self.skipped_keys: list[str] = []
         self.object_count = 0
+        self.snapshot: dict[str, Any] | None = None
 
     # lifecycle
     def close(self) -> None:
@@ -280,7 +300,8 @@ class LocalAthena:
         """Re-read the objects from S3 (the next query sees what the pipeline wrote since)."""
         if self.bucket is None:
             raise LocalQueryError("refresh(): this runner has no bucket; use load_objects()")
-        self.load_objects(self._download())
+        self.load_objects(self._download(), compact=False)
+        self._load_snapshot()
 
     def _client(self) -> Any:
         if self._s3 is None:
@@ -298,14 +319,81 @@ class LocalAthena:
             for item in page.get("Contents", [])
         ]
 
+        yield from self._fetch_all(object_keys)
+
+    def _fetch_all(self, object_keys: list[str]) -> Iterator[tuple[str, bytes]]:
+        s3 = self._client()
+
         def fetch(key: str) -> tuple[str, bytes]:
             return key, s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
 
         with ThreadPoolExecutor(max_workers=16) as pool:
             yield from pool.map(fetch, object_keys)
 
-    def load_objects(self, objects: Iterable[tuple[str, bytes]]) -> None:
-        """(Re)build the table from (key, body) pairs; keys outside the layout are skipped."""
+    def _load_snapshot(self) -> None:
+        """Fill compras_iceberg with the files of the bucket's last committed snapshot (if any)."""
+        s3 = self._client()
+        pointer = iceberg_prefix() + SNAPSHOT_POINTER
+        try:
+            body = s3.get_object(Bucket=self.bucket, Key=pointer)["Body"].read()
+        except s3.exceptions.NoSuchKey:
+            self.snapshot = None
+            return
+        self.snapshot = json.loads(body)
+        data_prefix = self.snapshot["data_prefix"]
+        directory = self._dir / "iceberg"
+        paths = []
+        for key, content in self._fetch_all([f["key"] for f in self.snapshot["files"]]):
+            path = directory / key[len(data_prefix) :]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+            paths.append(str(path))
+        self.load_parquet(paths)
+
+    def load_parquet(self, paths: list[str]) -> None:
+        """Replace the rows of compras_iceberg by those of Parquet files in the hive layout tenant_id=…/dia=…."""
+        self._con.execute(f"DELETE FROM {ICEBERG_TABLE}")  # noqa: S608  # nosec B608 - name from config
+        if not paths:
+            return
+        selected = ", ".join(f'"{name}"' for name, _ in iceberg_columns())
+        try:
+            self._con.execute(
+                f"INSERT INTO {ICEBERG_TABLE} SELECT {selected} "  # noqa: S608  # nosec B608 - config names
+                "FROM read_parquet(?, hive_partitioning = true, hive_types = {'tenant_id': VARCHAR, 'dia': VARCHAR})",
+                [paths],
+            )
+        except duckdb.Error as error:
+            raise LocalQueryError(f"reading the compacted table's Parquet files failed: {error}") from None
+
+    def write_parquet(self, directory: Path) -> list[Path]:
+        """Write compras_iceberg as Parquet (ZSTD) partitioned by tenant_id/dia under `directory`; the files."""
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(parents=True)
+        partition = ", ".join(compaction.PARTITION_COLUMNS)
+        self._con.execute(
+            f"COPY (SELECT * FROM {ICEBERG_TABLE} ORDER BY {partition}, compra_id) TO '{directory}' "  # noqa: S608  # nosec B608
+            f"(FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({partition}), OVERWRITE_OR_IGNORE true)"
+        )
+        return sorted(p for p in directory.rglob("*.parquet"))
+
+    def execute_maintenance(self, athena_sql: str, name: str) -> int:
+        """Run one maintenance statement (MERGE INTO / DELETE) transpiled; the rows it changed."""
+        self._ensure_loaded()
+        cursor = self._execute(name, transpile(athena_sql))
+        row = cursor.fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def iceberg_rows(self) -> int:
+        self._ensure_loaded()
+        row = self._con.execute(f"SELECT count(*) FROM {ICEBERG_TABLE}").fetchone()  # noqa: S608  # nosec B608
+        return int(row[0]) if row else 0
+
+    def load_objects(self, objects: Iterable[tuple[str, bytes]], *, compact: bool = True) -> None:
+        """(Re)build the table from (key, body) pairs; keys outside the layout are skipped.
+
+        ``compact``: also fill compras_iceberg with one full MERGE of these documents (the same SQL a first
+        compactarCompras run executes), so the queries read their compacted state.
+        """
         shutil.rmtree(self._dir, ignore_errors=True)
         self._dir.mkdir(parents=True)
         partitions: list[tuple[str, str, str, str, str]] = []
@@ -322,6 +410,23 @@ class LocalAthena:
         self.object_count = len(partitions)
         self._build_table(partitions)
         self._loaded = True
+        if compact:
+            self.execute_maintenance(self.full_merge_sql(), "merge")
+
+    @staticmethod
+    def full_merge_sql() -> str:
+        """The MERGE of a first compactarCompras run (every change, every partition)."""
+        plan = compaction.RunPlan(
+            started_at=dt.datetime.now(dt.UTC),
+            mode="full",
+            since=None,
+            from_day=None,
+            optimize=False,
+            vacuum=False,
+            purge_tombstones_before=None,
+        )
+        names = compaction.TableNames(ICEBERG_TABLE, "s3://local/iceberg/")
+        return compaction.merge_sql(names, plan)
 
     def _build_table(self, partitions: list[tuple[str, str, str, str, str]]) -> None:
         catalog = config.catalog()
@@ -331,9 +436,12 @@ class LocalAthena:
         for view in self.query_file.views():
             con.execute(f'DROP VIEW IF EXISTS "{view.view}"')
         con.execute(f"DROP TABLE IF EXISTS {TABLE}")
+        con.execute(f"DROP TABLE IF EXISTS {ICEBERG_TABLE}")
         con.execute("DROP TABLE IF EXISTS __partitions")
         declared = ", ".join(f'"{name}" {kind}' for name, kind in [*columns, *partition_columns])
         con.execute(f"CREATE TABLE {TABLE} ({declared})")
+        iceberg_declared = ", ".join(f'"{name}" {kind}' for name, kind in iceberg_columns())
+        con.execute(f"CREATE TABLE {ICEBERG_TABLE} ({iceberg_declared})")
         con.execute(
             "CREATE TEMP TABLE __partitions (filename VARCHAR, "
             + ", ".join(f'"{name}" {kind}' for name, kind in partition_columns)
@@ -380,11 +488,12 @@ class LocalAthena:
         tenant_id: str | None = None,
         date_from: dt.date | str | None = None,
         date_to: dt.date | str | None = None,
+        read_from: str | None = None,
     ) -> QueryResult:
-        """Run one named query of the file with bound parameters."""
+        """Run one named query of the file with bound parameters (``read_from``: see QueryFile.bind)."""
         self._ensure_loaded()
         params = queries.QueryParams.of(tenant_id, date_from, date_to)
-        tree = self.query_file.bind_expression(name, params)
+        tree = self.query_file.bind_expression(name, params, read_from=read_from)
         cursor = self._execute(name, to_duckdb(tree))
         columns = [d[0] for d in cursor.description or []]
         return QueryResult(name, columns, [tuple(row) for row in cursor.fetchall()])

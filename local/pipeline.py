@@ -15,7 +15,8 @@ API::
     pipeline.run_until_idle()                       # both pollers until nothing is left to do
     pipeline.delete_purchase("madrid-centro", "B000012")   # a removal (REMOVE record)
     summary = pipeline.summary()                    # files, rows, purchases, documents, partitions
-    athena = pipeline.athena()                      # local.athena_duckdb.LocalAthena over compras/
+    pipeline.compact()                              # compactarCompras (MERGE into the compacted table)
+    athena = pipeline.athena()                      # local.athena_duckdb.LocalAthena over compras/ + the table
 """
 
 from __future__ import annotations
@@ -242,6 +243,25 @@ class LocalPipeline:
             ingest_dlq_messages=self._queue_depth(self.stack.ingest_dlq_url),
             stream_failure_messages=self._queue_depth(self.stack.stream_failure_queue_url),
         )
+
+    def compact(self, *, full: bool = False) -> Any:
+        """One compactarCompras run (local.compaction: same plan, state and MERGE SQL, on DuckDB + Parquet)."""
+        from local import compaction
+        from local.stack import COMPACTION
+
+        result, engine = compaction.run(
+            self.names.bucket,
+            force_full=full,
+            glue_database=self.names.glue_database,
+            environment=self.stack.lambda_environment(COMPACTION),
+        )
+        snapshot = compaction.current_snapshot(self.names.bucket) or {"rows": 0, "files": []}
+        self.progress(
+            f"compactarCompras: {result.plan.mode} merge ({engine.changed_rows.get('merge', 0)} row(s) changed), "
+            f"then {', '.join(s.step for s in result.steps if s.step not in ('create', 'merge')) or 'nothing else'}; "
+            f"table {compaction.ICEBERG_TABLE}: {snapshot['rows']} row(s) in {len(snapshot['files'])} Parquet file(s)"
+        )
+        return result
 
     def athena(self) -> LocalAthena:
         """A local Athena over the documents written so far (call .refresh() to see later ones)."""

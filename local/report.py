@@ -170,6 +170,7 @@ def report_from_pipeline(request: report.ReportRequest, csvs: Sequence[Path]) ->
         for csv in csvs:
             pipeline.upload(csv)
             pipeline.run_until_idle()
+        pipeline.compact(full=True)  # the report reads the compacted table, as on AWS
         with pipeline.athena() as athena:
             return report.generate_report(request, LocalRunner(athena), generated_at=datetime.now(UTC))
 

@@ -38,6 +38,7 @@ from local.template import packaged_template
 INGESTION = "ingestarTickets"
 STREAM = "actualizarComprasStream"
 REPORT = "generarReporteCompras"
+COMPACTION = "compactarCompras"
 # Logical ids of the template's data resources (config/infrastructure/storage.yml, alarms.yml).
 DATA_BUCKET = "DataBucket"
 PURCHASES_TABLE = "PurchasesTable"
@@ -422,7 +423,8 @@ GAPS: tuple[Gap, ...] = (
         "AWS::Lambda::EventInvokeConfig",
         None,
         "skipped; not applied: moto runs no Lambda, so there are no asynchronous invocations to configure (the "
-        "report's HTTP jobs are driven through the handler; tests/infra checks the no-retry / max-age settings)",
+        "report's HTTP jobs are driven through the handler; the compactarCompras schedule is stood in for by "
+        "LocalPipeline.compact, local/compaction.py; tests/infra checks the no-retry / max-age settings)",
     ),
     Gap(
         "AWS::CloudWatch::Alarm",

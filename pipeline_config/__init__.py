@@ -155,3 +155,25 @@ def lambda_environment(names: StackNames) -> dict[str, str]:
         "REPORT_JOB_MAX_EVENT_AGE_SECONDS": str(report["jobMaxEventAgeSeconds"]),
         "REPORT_PRESIGNED_URL_SECONDS": str(report["presignedUrlSeconds"]),
     }
+
+
+def function_environment(function: str) -> dict[str, str]:
+    """The variables serverless.yml adds for one function on top of :func:`lambda_environment` (strings).
+
+    Only compactarCompras has its own: the Iceberg table's name and prefixes, and its cadences.
+    """
+    if function != "compaction":
+        return {}
+    cfg = raw_config()
+    settings = cfg["functions"]["compaction"]
+    return {
+        "ICEBERG_TABLE": cfg["names"]["icebergTable"],
+        "ICEBERG_PREFIX": cfg["prefixes"]["iceberg"],
+        "COMPACTION_PREFIX": cfg["prefixes"]["compaction"],
+        "COMPACTION_SAFETY_LAG_MINUTES": str(settings["safetyLagMinutes"]),
+        "COMPACTION_RECENT_DAYS": str(settings["recentDays"]),
+        "COMPACTION_FULL_MERGE_EVERY_HOURS": str(settings["fullMergeEveryHours"]),
+        "COMPACTION_OPTIMIZE_EVERY_HOURS": str(settings["optimizeEveryHours"]),
+        "COMPACTION_VACUUM_EVERY_HOURS": str(settings["vacuumEveryHours"]),
+        "COMPACTION_TOMBSTONE_RETENTION_DAYS": str(settings["tombstoneRetentionDays"]),
+    }

@@ -110,3 +110,42 @@ def test_stage_not_deployed(aws, capsys):
     code, out = run(aws, capsys)
     assert code == 1
     assert "Glue database 'test-compras-datacatalog' does not exist" in out
+
+
+def test_compacted_table_exists_has_the_schema_and_a_recent_merge(aws, healthy, capsys):
+    from local import compaction
+
+    code, out = run(aws, capsys)
+    assert code == 0 and "[WARN] iceberg table" in out and "the first compactarCompras run creates it" in out
+    compaction.run(healthy.names.bucket, glue_database=healthy.names.glue_database)
+    code, out = run(aws, capsys)
+    assert code == 0, out
+    assert "[OK  ] iceberg table" in out and "table_type ICEBERG" in out
+    assert "9 iceberg columns match the contract" in out
+    assert "[OK  ] last merge" in out and "1 merge(s) so far" in out
+
+
+def test_stale_merge_and_missing_or_wrong_iceberg_table_fail(aws, healthy, capsys):
+    from lambdas.domain.compaction import CompactionState
+    from local import compaction
+
+    compaction.run(healthy.names.bucket, glue_database=healthy.names.glue_database)
+    store = compaction.state_store(healthy.names.bucket)
+    old = datetime(2024, 1, 1, tzinfo=UTC)
+    store.save(CompactionState(recent_watermark=old, full_watermark=old, last_merge_at=old, merges=1))
+    code, out = run(aws, capsys)
+    assert code == 1 and "[FAIL] last merge" in out and "queries read stale data" in out
+
+    table = boto3.client("glue").get_table(DatabaseName=healthy.names.glue_database, Name="compras_iceberg")["Table"]
+    descriptor = copy.deepcopy(table["StorageDescriptor"])
+    descriptor["Columns"][0]["Type"] = "int"
+    boto3.client("glue").update_table(
+        DatabaseName=healthy.names.glue_database,
+        TableInput={"Name": "compras_iceberg", "Parameters": table["Parameters"], "StorageDescriptor": descriptor},
+    )
+    code, out = run(aws, capsys)
+    assert "[FAIL] iceberg columns" in out and "'tenant_id' has type int" in out
+
+    boto3.client("glue").delete_table(DatabaseName=healthy.names.glue_database, Name="compras_iceberg")
+    code, out = run(aws, capsys)
+    assert code == 1 and "[FAIL] iceberg table" in out and "does not exist" in out

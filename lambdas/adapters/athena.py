@@ -15,10 +15,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lambdas.adapters.clients import client
-from lambdas.domain.queries import QueryFile, QueryParams
+
+if TYPE_CHECKING:  # sqlglot (imported by queries) ships only in the report function's package
+    from lambdas.domain.queries import QueryFile
 
 TERMINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
 
@@ -308,6 +310,8 @@ class AthenaRunner:
         """Run independent named queries at the same time: start every one (in the order given), then wait
         for each and fetch its rows. The wall time is that of the slowest query, not the sum. When one fails
         or time runs out, the queries still running are stopped (no Athena work left behind)."""
+        from lambdas.domain.queries import QueryParams
+
         started: list[tuple[str, str]] = []
         for name in names:
             sql = self.query_file.bind(name, QueryParams.of(**params), inline_views=True)
@@ -369,6 +373,8 @@ class AthenaRunner:
         )
 
     def run(self, name: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        from lambdas.domain.queries import QueryParams
+
         sql = self.query_file.bind(name, QueryParams.of(**params), inline_views=True)
         remaining = self._check_time_left(name)
         result = run_query(

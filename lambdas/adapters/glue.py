@@ -192,3 +192,9 @@ def get_partitions(database: str, table: str) -> list[dict[str, Any]]:
         for page in paginator.paginate(DatabaseName=database, TableName=table)
         for partition in page.get("Partitions", [])
     ]
+
+
+def table_columns(database: str, table: str) -> list[dict[str, str]]:
+    """The table's (non-partition) columns as Glue has them: [{"Name": ..., "Type": ...}]."""
+    description = client("glue").get_table(DatabaseName=database, Name=table)["Table"]
+    return [{"Name": c["Name"], "Type": c["Type"]} for c in description["StorageDescriptor"]["Columns"]]

@@ -186,3 +186,8 @@ def document_partitions(bucket: str, prefix: str) -> DocumentPartitions:
                 continue
             found.partitions[parsed.partition] = found.partitions.get(parsed.partition, 0) + 1
     return found
+
+
+def put_bytes(bucket: str, key: str, body: bytes, *, content_type: str = "application/octet-stream") -> None:
+    """PUT one small object as it is."""
+    client("s3").put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)

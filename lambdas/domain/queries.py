@@ -27,6 +27,8 @@ from sqlglot import exp
 
 DIALECT = "athena"
 PARAMS_CTE = "params"
+# The view the named queries read: the compacted current state (Iceberg table, docs/compaction.md).
+STATE_VIEW = "compras_vigentes"
 _NAME_LINE = re.compile(r"^--\s*name:\s*(?P<name>\S*)\s*$")
 _VALID_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -130,12 +132,19 @@ class QueryFile:
         return [q for q in self._queries.values() if not q.is_view]
 
     def bind_expression(
-        self, name: str, params: QueryParams | None = None, *, inline_views: bool = False
+        self,
+        name: str,
+        params: QueryParams | None = None,
+        *,
+        inline_views: bool = False,
+        read_from: str | None = None,
     ) -> exp.Expression:
         """The query's syntax tree (Athena dialect) with its ``params`` literals replaced.
 
         ``inline_views=True`` adds each view of the file the query reads as a CTE, so the query runs
-        where the views were never created (e.g. a fresh Athena database).
+        where the views were never created (e.g. a fresh Athena database). ``read_from`` names a view of the
+        file that replaces the state the queries read (:data:`STATE_VIEW`), e.g. ``compras_actuales`` to run a
+        query over the raw JSON changes instead of the compacted table (both views have the same columns).
         """
         query = self[name]
         tree = sqlglot.parse_one(query.sql, read=DIALECT)
@@ -143,13 +152,32 @@ class QueryFile:
             if not query.has_params:
                 raise QueryParameterError(f"query {name!r} takes no parameters (it has no `{PARAMS_CTE}` CTE)")
             _bind_params(tree, params, name)
+        if read_from is not None and read_from != STATE_VIEW and not query.is_view:
+            self._read_from(tree, read_from, name)
         if inline_views and not query.is_view:
             tree = self._inline_views(tree, name)
         return tree
 
-    def bind(self, name: str, params: QueryParams | None = None, *, inline_views: bool = False) -> str:
+    def bind(
+        self,
+        name: str,
+        params: QueryParams | None = None,
+        *,
+        inline_views: bool = False,
+        read_from: str | None = None,
+    ) -> str:
         """The query's SQL (Athena dialect) with its parameters bound."""
-        return self.bind_expression(name, params, inline_views=inline_views).sql(dialect=DIALECT, pretty=True)
+        tree = self.bind_expression(name, params, inline_views=inline_views, read_from=read_from)
+        return tree.sql(dialect=DIALECT, pretty=True)
+
+    def _read_from(self, tree: exp.Expression, view: str, name: str) -> None:
+        if view not in {v.view for v in self.views()}:
+            raise QueryParameterError(f"read_from {view!r}: not a view of {self.source}")
+        tables = [t for t in tree.find_all(exp.Table) if t.name == STATE_VIEW and not t.args.get("db")]
+        if not tables:
+            raise QueryParameterError(f"query {name!r} does not read {STATE_VIEW}, so read_from does not apply")
+        for table in tables:
+            table.set("this", exp.to_identifier(view))
 
     def _inline_views(self, tree: exp.Expression, name: str) -> exp.Expression:
         used = {t.name for t in tree.find_all(exp.Table) if not t.args.get("db")}

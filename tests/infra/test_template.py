@@ -21,6 +21,7 @@ FUNCTIONS = {  # function block of config/pipeline.yml -> (serverless key, handl
     "ingestion": ("IngestarTicketsLambdaFunction", "lambdas/ingestion/handler.handler"),
     "stream": ("ActualizarComprasStreamLambdaFunction", "lambdas/stream/handler.handler"),
     "report": ("GenerarReporteComprasLambdaFunction", "lambdas/report/handler.handler"),
+    "compaction": ("CompactarComprasLambdaFunction", "lambdas/compaction/handler.handler"),
 }
 CFG = config.raw_config()
 
@@ -91,6 +92,7 @@ def test_environment_is_exactly_local_config_lambda_environment(template):
         env = dict(function(template, block)["Environment"]["Variables"])
         assert env.pop("BUCKET_NAME") == {"Ref": "DataBucket"}
         expected_without_bucket = {k: v for k, v in expected.items() if k != "BUCKET_NAME"}
+        expected_without_bucket |= config.function_environment(block)
         assert {k: str(v) for k, v in env.items()} == expected_without_bucket
     bucket = cfn.resource(template, "DataBucket")["Properties"]["BucketName"]
     assert bucket == {"Fn::Sub": bucket_name_sub()}
@@ -164,9 +166,9 @@ def test_report_concurrency_is_reserved_from_config_except_in_lab_role_mode(pack
 def test_report_jobs_are_asynchronous_self_invocations_never_retried(packaged):
     settings = config.function_settings("report")
     for mode in ("leastPrivilege", "labRole"):
-        (invoke_config,) = cfn.resources(packaged[mode].template, "AWS::Lambda::EventInvokeConfig").values()
+        configs = cfn.resources(packaged[mode].template, "AWS::Lambda::EventInvokeConfig").values()
+        (invoke_config,) = [c for c in configs if c["Properties"]["FunctionName"] == {"Ref": FUNCTIONS["report"][0]}]
         props = invoke_config["Properties"]
-        assert props["FunctionName"] == {"Ref": FUNCTIONS["report"][0]}
         assert props["MaximumRetryAttempts"] == 0
         assert props["MaximumEventAgeInSeconds"] == settings["jobMaxEventAgeSeconds"]
     policy = cfn.resource(packaged["leastPrivilege"].template, "ReportSelfInvokePolicy")["Properties"]
@@ -482,7 +484,7 @@ UNAVOIDABLE_ACCOUNT_SCOPED = {"arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::
 
 def test_role_statements_are_scoped_to_this_stack(template):
     roles = cfn.resources(template, "AWS::IAM::Role")
-    assert set(roles) == {"IngestionRole", "StreamRole", "ReportRole"}
+    assert set(roles) == {"IngestionRole", "StreamRole", "ReportRole", "CompactionRole"}
     stack_ids = set(template["Resources"])
     for role_id, role in roles.items():
         for policy in role["Properties"]["Policies"]:
@@ -503,10 +505,16 @@ def test_least_privilege_mode_gives_each_function_its_own_role(template):
         "ingestion": {"Fn::GetAtt": ["IngestionRole", "Arn"]},
         "stream": {"Fn::GetAtt": ["StreamRole", "Arn"]},
         "report": {"Fn::GetAtt": ["ReportRole", "Arn"]},
+        "compaction": {"Fn::GetAtt": ["CompactionRole", "Arn"]},
     }
     assert "IamRoleLambdaExecution" not in template["Resources"]
     # Each role writes only to its own function's log group.
-    for block, role_id in (("ingestion", "IngestionRole"), ("stream", "StreamRole"), ("report", "ReportRole")):
+    for block, role_id in (
+        ("ingestion", "IngestionRole"),
+        ("stream", "StreamRole"),
+        ("report", "ReportRole"),
+        ("compaction", "CompactionRole"),
+    ):
         log_group = FUNCTIONS[block][0].replace("LambdaFunction", "LogGroup")
         (policy,) = cfn.resource(template, role_id)["Properties"]["Policies"]
         (logs,) = [s for s in policy["PolicyDocument"]["Statement"] if s["Sid"] == "OwnLogGroup"]
@@ -552,3 +560,46 @@ def test_outputs_name_everything_a_user_needs(template):
         assert outputs[key]["Value"] == value, key
     assert outputs["GlueTableName"]["Value"] == dev_names().glue_table
     assert "HttpApiUrl" in outputs
+
+
+# --- compaction ------------------------------------------------------------------------------
+
+
+def test_compaction_runs_on_the_configured_schedule_without_retries(template):
+    settings = config.function_settings("compaction")
+    rules = [r["Properties"] for r in cfn.resources(template, "AWS::Events::Rule").values()]
+    (rule,) = [r for r in rules if r["Targets"][0]["Arn"] == {"Fn::GetAtt": [FUNCTIONS["compaction"][0], "Arn"]}]
+    assert rule["ScheduleExpression"] == settings["schedule"] and rule["State"] == "ENABLED"
+    configs = cfn.resources(template, "AWS::Lambda::EventInvokeConfig").values()
+    (invoke_config,) = [c for c in configs if c["Properties"]["FunctionName"] == {"Ref": FUNCTIONS["compaction"][0]}]
+    assert invoke_config["Properties"]["MaximumRetryAttempts"] == 0
+
+
+def test_compaction_stale_alarm_watches_the_merges_metric(template):
+    (stale,) = [a for a in _alarms(template) if a.get("MetricName") == "CompactionMerges"]
+    assert stale["Namespace"] == CFG["observability"]["metricsNamespace"]
+    assert {d["Name"]: d["Value"] for d in stale["Dimensions"]} == {
+        "function": config.function_settings("compaction")["name"],
+        "service": CFG["service"],
+    }
+    assert stale["TreatMissingData"] == "breaching" and stale["ComparisonOperator"] == "LessThanThreshold"
+    stale_hours = config.function_settings("compaction")["staleAfterHours"]
+    assert stale["Period"] * stale["EvaluationPeriods"] == stale_hours * 3600
+
+
+def test_compaction_role_writes_only_the_iceberg_table_and_its_state(template):
+    (policy,) = cfn.resource(template, "CompactionRole")["Properties"]["Policies"]
+    statements = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
+    prefixes = config.prefixes()
+    writes = {
+        sid: [cfn.sub_text(r) for r in cfn.as_list(s["Resource"])]
+        for sid, s in statements.items()
+        if any(a in ("s3:PutObject", "s3:DeleteObject") for a in cfn.as_list(s["Action"]))
+    }
+    assert writes == {
+        "IcebergDataAndMetadata": [f"${{DataBucket.Arn}}/{prefixes['iceberg']}*"],
+        "MaintenanceState": [f"${{DataBucket.Arn}}/{prefixes['compaction']}*"],
+        "AthenaResults": [f"${{DataBucket.Arn}}/{prefixes['athenaResults']}*"],
+    }
+    glue_writes = statements["CreateAndCommitIcebergTable"]
+    assert cfn.sub_text(cfn.as_list(glue_writes["Resource"])[-1]).endswith(f"/{CFG['names']['icebergTable']}")

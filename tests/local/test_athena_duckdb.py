@@ -11,12 +11,13 @@ import pytest
 
 from lambdas.domain import keys
 from local import athena_duckdb
+from local import compaction as local_compaction
 from local.athena_duckdb import LocalAthena, LocalQueryError
 
 SEQ = iter(range(10**20, 10**21))
 
 
-def doc(tenant, compra, fecha, productos, event="INSERT", seq=None, user="u1", moneda="EUR"):
+def doc(tenant, compra, fecha, productos, event="INSERT", seq=None, user="u1", moneda="EUR", processed_at=None):
     """(key, body) of one exported document, as the stream export writes it."""
     seq = str(seq if seq is not None else next(SEQ))
     priced = [p for p in productos if p[3] is not None]
@@ -39,7 +40,7 @@ def doc(tenant, compra, fecha, productos, event="INSERT", seq=None, user="u1", m
         },
         "metadata": {
             "event_name": event, "event_source": "aws:dynamodb", "aws_region": "us-east-1",
-            "processed_at": "2024-06-01T00:00:00Z", "processed_by": "test", "stage": "test",
+            "processed_at": processed_at or "2024-06-01T00:00:00Z", "processed_by": "test", "stage": "test",
             "event_id": "e", "sequence_number": seq, "approximate_creation_time": "2024-06-01T00:00:00Z",
         },
     }  # fmt: skip
@@ -251,8 +252,22 @@ def test_reads_the_documents_from_s3(stack):
     for key, body in DOCS[:3]:
         s3.put_object(Bucket=stack.names.bucket, Key=key, Body=body)
     with LocalAthena(stack.names.bucket, "compras/") as runner:
-        assert runner.run("tendencias_diarias").rows == [("t1", "2024-05-01", 2, 7, Decimal("13.1900"), 6.6)]
-        key, body = DOCS[3]
+        # Nothing compacted yet: the queries read the (empty) Iceberg table, the JSON view has the documents.
+        assert runner.run("tendencias_diarias").rows == []
+        expected = [("t1", "2024-05-01", 2, 7, Decimal("13.1900"), 6.6)]
+        assert runner.run("tendencias_diarias", read_from="compras_actuales").rows == expected
+        local_compaction.run(stack.names.bucket)
+        runner.refresh()
+        assert runner.run("tendencias_diarias").rows == expected
+        # A later export (processed now, as the stream function stamps it) is merged by the next run.
+        key, body = doc(
+            "t1", "c3", "2024-05-02 09:00:00", [A, C, D], seq=102, processed_at=datetime.now(UTC).isoformat()
+        )
         s3.put_object(Bucket=stack.names.bucket, Key=key, Body=body)
+        # Its purchase is old (fecha 2024): the frequent runs read only recent partitions, the next full run has it.
+        local_compaction.run(stack.names.bucket)
+        runner.refresh()
+        assert len(runner.run("tendencias_diarias").rows) == 1
+        local_compaction.run(stack.names.bucket, now=datetime.now(UTC) + local_compaction.settings().full_every)
         runner.refresh()
         assert len(runner.run("tendencias_diarias").rows) == 2

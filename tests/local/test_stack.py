@@ -12,6 +12,7 @@ import boto3
 import pytest
 from moto.cloudformation.parsing import get_model_map
 
+import pipeline_config as config
 from local import stack as local_stack
 from local import template as local_template
 
@@ -157,7 +158,17 @@ def test_functions_run_with_the_deployed_environment(stack):
         assert dict(function.environment) == {k: str(v) for k, v in expected.items()}
         assert (function.timeout_seconds, function.memory_mb) == (declared["Timeout"], declared["MemorySize"])
         assert function.name == declared["FunctionName"]
-    assert set(stack.functions) == {"ingestarTickets", "actualizarComprasStream", "generarReporteCompras"}
+    assert set(stack.functions) == {
+        "ingestarTickets",
+        "actualizarComprasStream",
+        "generarReporteCompras",
+        "compactarCompras",
+    }
+    # The local maintenance (LocalPipeline.compact) runs with the deployed compactarCompras environment.
+    compaction_env = stack.lambda_environment("compactarCompras")
+    assert {k: compaction_env[k] for k in config.function_environment("compaction")} == config.function_environment(
+        "compaction"
+    )
 
 
 def test_event_sources_are_the_template_mappings_resolved(stack):

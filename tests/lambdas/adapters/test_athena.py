@@ -321,7 +321,7 @@ def test_runner_binds_the_named_query_with_views_inlined(stack, aws):
     # The user's text is one escaped string literal, and the view the query reads travels with it.
     assert "'tienda''; DROP TABLE x; --'" in sql
     assert "'2024-01-01'" in sql and "'2024-01-31'" in sql
-    assert "compras_actuales AS (" in sql
+    assert "compras_vigentes AS (" in sql and "FROM compras_iceberg" in sql
     assert sent["WorkGroup"] == names.athena_workgroup
 
 

@@ -10,7 +10,14 @@ from sqlglot import exp
 
 from lambdas.domain import queries
 
-EXPECTED = ["compras_actuales", "compras_recientes", "top_productos", "tendencias_diarias", "pares_productos"]
+EXPECTED = [
+    "compras_actuales",
+    "compras_vigentes",
+    "compras_recientes",
+    "top_productos",
+    "tendencias_diarias",
+    "pares_productos",
+]
 
 
 @pytest.fixture(scope="module")
@@ -27,12 +34,22 @@ def params_literals(sql: str) -> dict[str, exp.Expression]:
 def test_the_shipped_file_defines_the_five_queries_in_order(query_file):
     # later additions (e.g. for the report) may follow; the five of the issue come first, in this order
     assert query_file.names[: len(EXPECTED)] == EXPECTED
-    assert [v.view for v in query_file.views()] == ["compras_actuales"]
-    assert [q.name for q in query_file.selects()][: len(EXPECTED) - 1] == EXPECTED[1:]
+    assert [v.view for v in query_file.views()] == ["compras_actuales", "compras_vigentes"]
+    assert [q.name for q in query_file.selects()][: len(EXPECTED) - 2] == EXPECTED[2:]
     for query in query_file.selects():
         assert query.has_params, query.name
         assert query.description, query.name
-        assert "compras_actuales" in query.sql  # every query builds on the current-state view
+        # every query reads the compacted current state, never the raw history
+        assert "compras_vigentes" in query.sql and "compras_actuales" not in query.sql
+
+
+def test_read_from_swaps_the_state_view(query_file):
+    sql = query_file.bind("top_productos", read_from="compras_actuales", inline_views=True)
+    tables = {t.name for t in sqlglot.parse_one(sql, read="athena").find_all(exp.Table)}
+    assert "compras_json" in tables and "compras_iceberg" not in tables
+    assert query_file.bind("top_productos", read_from="compras_vigentes") == query_file.bind("top_productos")
+    with pytest.raises(queries.QueryParameterError, match="not a view"):
+        query_file.bind("top_productos", read_from="compras_json")
 
 
 def test_default_path_is_beside_the_lambdas_package():
@@ -99,9 +116,9 @@ def test_inline_views_makes_a_query_self_contained(query_file):
     sql = query_file.bind("pares_productos", queries.QueryParams.of("t"), inline_views=True)
     tree = sqlglot.parse_one(sql, read="athena")
     ctes = [c.alias for c in tree.args["with_"].expressions]
-    assert ctes[0] == "compras_actuales"
+    assert ctes[0] == "compras_vigentes"
     tables = {t.name for t in tree.find_all(exp.Table)} - {c.alias for c in tree.find_all(exp.CTE)}
-    assert tables == {"compras_json"}
+    assert tables == {"compras_iceberg"}
 
 
 def test_parse_reports_problems_with_file_and_line():
