@@ -39,8 +39,9 @@ from typing import Any
 
 import duckdb
 
+import pipeline_config as config
 from lambdas.domain import compaction, keys, queries
-from local import athena_duckdb, config
+from local import athena_duckdb
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "docs" / "benchmarks.md"
