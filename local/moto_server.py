@@ -218,12 +218,16 @@ class LocalAws:
 @contextmanager
 def local_aws(port: int = 0, region: str = "us-east-1") -> Iterator[LocalAws]:
     aws = LocalAws(port=port, region=region)
+    from lambdas.adapters.clients import reset_clients
+
     saved = {k: os.environ.get(k) for k in aws.environment()}
     aws.apply_environment()
+    reset_clients()  # the shared clients must talk to this server, not to one started before
     try:
         yield aws
     finally:
         aws.stop()
+        reset_clients()  # ... nor keep pointing at this one once it is gone
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
