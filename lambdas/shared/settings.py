@@ -13,6 +13,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from lambdas.domain.compaction import CompactionConfigError, CompactionSettings
+
 
 class MissingSettingError(RuntimeError):
     """A variable of the function's environment is missing or invalid."""
@@ -130,4 +132,36 @@ class Settings:
             glue_database=env.text("GLUE_DATABASE"),
             athena_workgroup=env.text("ATHENA_WORKGROUP"),
             reports_prefix=env.text("REPORTS_PREFIX"),
+        )
+
+
+@dataclass(frozen=True)
+class CompactionFunctionSettings:
+    """compactarCompras: names, the Iceberg table's place, and its cadences (lambdas.domain.compaction)."""
+
+    bucket_name: str
+    glue_database: str
+    glue_table: str
+    athena_workgroup: str
+    iceberg_table: str
+    iceberg_prefix: str
+    compaction_prefix: str
+    cadences: CompactionSettings
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> CompactionFunctionSettings:
+        env = _Env(environ)
+        try:
+            cadences = CompactionSettings.from_env(environ)
+        except CompactionConfigError as error:
+            raise MissingSettingError(str(error)) from None
+        return cls(
+            bucket_name=env.text("BUCKET_NAME"),
+            glue_database=env.text("GLUE_DATABASE"),
+            glue_table=env.text("GLUE_TABLE"),
+            athena_workgroup=env.text("ATHENA_WORKGROUP"),
+            iceberg_table=env.text("ICEBERG_TABLE"),
+            iceberg_prefix=env.text("ICEBERG_PREFIX"),
+            compaction_prefix=env.text("COMPACTION_PREFIX"),
+            cadences=cadences,
         )
