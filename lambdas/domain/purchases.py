@@ -356,10 +356,10 @@ class ReportBuilder:
 # Grouping in bounded memory
 # --------------------------------------------------------------------------------------------------
 
-DEFAULT_MEMORY_BUDGET_BYTES = 128 * 1024 * 1024  # config/pipeline.yml functions.ingestion.groupingMemoryMB
+DEFAULT_MEMORY_BUDGET_BYTES = 64 * 1024 * 1024  # config/pipeline.yml functions.ingestion.groupingMemoryMB
 SPILL_PARTITIONS = 64  # partitions of a spill (and of each re-partitioning of a partition over budget)
 _SPILL_BATCH_ROWS = 8192  # rows buffered across all partitions before they are appended to their files
-_ROW_OVERHEAD_BYTES = 720  # a TicketLine in memory: the object, its str/Decimal objects, the list slot
+_ROW_OVERHEAD_BYTES = 800  # a TicketLine in memory: the object, its str/Decimal objects, the list slot (tracemalloc)
 _FIELDS = tuple(f.name for f in dataclass_fields(TicketLine))
 _as_tuple = attrgetter(*_FIELDS)
 
