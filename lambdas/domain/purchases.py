@@ -27,6 +27,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
+from datetime import UTC, datetime
 from decimal import Decimal
 from operator import attrgetter
 from typing import Any, Protocol
@@ -49,7 +50,7 @@ class SourceInfo:
     """The S3 object version a file's purchases come from.
 
     ``ingested_at`` is its LastModified (ISO 8601 UTC, ``YYYY-MM-DDTHH:MM:SSZ``); ``version_id`` is None for
-    an unversioned bucket; ``sequencer`` is the S3 event's (None when the event had none).
+    an unversioned bucket; ``sequencer`` and ``event_time`` are the S3 event's (None when the event had none).
     """
 
     bucket: str
@@ -58,17 +59,33 @@ class SourceInfo:
     ingested_at: str
     version_id: str | None = None
     sequencer: str | None = None
+    event_time: str | None = None
+
+    @property
+    def order_time(self) -> str:
+        """When the source was created, ``YYYY-MM-DDTHH:MM:SS.mmmZ``: the S3 event's eventTime (milliseconds)
+        when known, else LastModified (whole seconds, ``.000``). LastModified alone cannot order two uploads
+        of the same second (a correction uploaded right after the original would lose to it by key)."""
+        if self.event_time:
+            try:
+                moment = datetime.fromisoformat(self.event_time)
+            except ValueError:
+                moment = None
+            if moment is not None and moment.tzinfo is not None:
+                moment = moment.astimezone(UTC)
+                return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+        return self.ingested_at.removesuffix("Z") + ".000Z"
 
     @property
     def order(self) -> str:
         """``source_order``: a string whose byte order (DynamoDB compares strings as UTF-8 bytes) is the order
-        of sources. LastModified first, then the key, then the S3 sequencer (orders the events of one key),
-        then the version id (a deterministic last tie-break). The key is written in hex so that the byte
-        order of the whole string is the order of the (time, key, sequencer, version) tuple: hex digits
-        sort like the key's bytes and the space after it sorts below every hex digit, so a key that is a
-        prefix of another sorts first. docs/operations.md documents the encoding and its tie-breaks."""
+        of sources. The creation time first (:attr:`order_time`), then the key, then the S3 sequencer (orders
+        the events of one key), then the version id (a deterministic last tie-break). The key is written in
+        hex so that the byte order of the whole string is the order of the (time, key, sequencer, version)
+        tuple: hex digits sort like the key's bytes and the space after it sorts below every hex digit, so a
+        key that is a prefix of another sorts first. docs/operations.md documents the encoding and its tie-breaks."""
         sequencer = (self.sequencer or "").upper().rjust(SEQUENCER_WIDTH, "0")
-        return f"{self.ingested_at} {self.key.encode('utf-8').hex()} {sequencer} {self.version_id or 'null'}"
+        return f"{self.order_time} {self.key.encode('utf-8').hex()} {sequencer} {self.version_id or 'null'}"
 
     def item_attributes(self) -> dict[str, str]:
         """The source attributes every item of this source carries (docs/item-schema.md)."""

@@ -66,7 +66,9 @@ def _handle_s3_record(s3_record: Any, ingestion: service.Ingestion, message_id: 
     obj = s3_record.s3.get_object
     version_id, sequencer = obj.version_id, obj.get("sequencer")
     where["version_id"] = version_id
-    outcome = ingestion.ingest_object(bucket, key, version_id=version_id, sequencer=sequencer)
+    outcome = ingestion.ingest_object(
+        bucket, key, version_id=version_id, sequencer=sequencer, event_time=s3_record.get("eventTime")
+    )
     if outcome is None:
         logger.warning("object version no longer exists: nothing to ingest (not retried)", extra=where)
         metrics.add_metric(name="FilesMissing", unit=MetricUnit.Count, value=1)

@@ -69,7 +69,13 @@ class Ingestion:
         self.policy = policy
 
     def ingest_object(
-        self, bucket: str, key: str, *, version_id: str | None = None, sequencer: str | None = None
+        self,
+        bucket: str,
+        key: str,
+        *,
+        version_id: str | None = None,
+        sequencer: str | None = None,
+        event_time: str | None = None,
     ) -> FileOutcome | None:
         """Ingest version ``version_id`` of s3://bucket/key (the one the notification announced; None: the
         current object of an unversioned bucket) into the purchases table and write its report (module doc)."""
@@ -85,6 +91,7 @@ class Ingestion:
             ingested_at=info.last_modified.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             version_id=info.version_id,
             sequencer=sequencer,
+            event_time=event_time,
         )
         counted = _CountingReads()
         with ConditionalWriter(settings.table_name, self.policy) as writer:

@@ -429,3 +429,40 @@ def test_the_quick_size_bound_is_never_below_the_exact_size(names, qty, price):
     result = build_purchase(("tienda ñ", "cesta/1"), lines, SOURCE)
     assume(result.item is not None)  # totals beyond the Glue types are rejected (tested elsewhere)
     assert _size_upper_bound(result.item, lines) >= item_size(result.item)
+
+
+# -- the order of sources ---------------------------------------------------------------------------------
+
+
+def _source(key: str, last_modified: str, event_time: str | None, sequencer: str | None = None) -> SourceInfo:
+    return SourceInfo(
+        bucket="b", key=key, etag='"e"', ingested_at=last_modified, event_time=event_time, sequencer=sequencer
+    )
+
+
+def test_a_later_upload_of_the_same_second_is_newer_whatever_its_key():
+    """LastModified has whole seconds: the event time (milliseconds) orders two uploads of one second."""
+    original = _source("uploads/tickets.csv", "2026-12-02T10:00:00Z", "2026-12-02T10:00:00.120Z")
+    correction = _source("uploads/correcciones.csv", "2026-12-02T10:00:00Z", "2026-12-02T10:00:00.870Z")
+    assert correction.order > original.order
+    # Without event times only the key can break the tie (documented in docs/operations.md).
+    assert _source("uploads/b.csv", "2026-12-02T10:00:00Z", None).order > (
+        _source("uploads/a.csv", "2026-12-02T10:00:00Z", None).order
+    )
+
+
+def test_the_order_time_has_one_width_and_falls_back_to_last_modified():
+    assert _source("k", "2026-12-02T10:00:00Z", None).order_time == "2026-12-02T10:00:00.000Z"
+    assert _source("k", "2026-12-02T10:00:00Z", "2026-12-02T11:00:00.5+01:00").order_time == (
+        "2026-12-02T10:00:00.500Z"
+    )
+    for unusable in ("", "yesterday", "2026-12-02T10:00:00"):  # no zone: not an S3 event time
+        assert _source("k", "2026-12-02T10:00:00Z", unusable).order_time == "2026-12-02T10:00:00.000Z"
+    later = _source("k", "2026-12-02T10:00:01Z", None)
+    assert later.order > _source("k", "2026-12-02T10:00:00Z", "2026-12-02T10:00:00.999Z").order
+
+
+def test_two_versions_of_one_key_in_one_millisecond_are_ordered_by_the_sequencer():
+    first = _source("k", "2026-12-02T10:00:00Z", "2026-12-02T10:00:00.100Z", sequencer="0055AED6DCD90281E5")
+    second = _source("k", "2026-12-02T10:00:00Z", "2026-12-02T10:00:00.100Z", sequencer="0055AED6DCD90281E6")
+    assert second.order > first.order
