@@ -261,6 +261,11 @@ def run_query(
     execution = wait_for_query(
         query_execution_id, timeout_seconds=timeout_seconds, backoff=backoff, sleep=sleep, label=label
     )
+    return result_of(query_execution_id, execution)
+
+
+def result_of(query_execution_id: str, execution: Mapping[str, Any]) -> QueryResult:
+    """The rows and statistics of a finished query (``execution`` is its QueryExecution)."""
     has_header = execution.get("StatementType", "DML") == "DML"
     columns, types, rows = fetch_results(query_execution_id, has_header=has_header)
     statistics = execution.get("Statistics", {})
@@ -359,18 +364,7 @@ class AthenaRunner:
             monotonic=self.monotonic,
             label=f"query {name}",
         )
-        has_header = execution.get("StatementType", "DML") == "DML"
-        columns, types, rows = fetch_results(query_execution_id, has_header=has_header)
-        statistics = execution.get("Statistics", {})
-        return QueryResult(
-            query_execution_id=query_execution_id,
-            columns=columns,
-            types=types,
-            rows=rows,
-            output_location=execution.get("ResultConfiguration", {}).get("OutputLocation"),
-            data_scanned_bytes=int(statistics.get("DataScannedInBytes", 0) or 0),
-            statistics=statistics,
-        )
+        return result_of(query_execution_id, execution)
 
     def run(self, name: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         from lambdas.domain.queries import QueryParams
