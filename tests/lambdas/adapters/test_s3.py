@@ -63,3 +63,13 @@ def test_put_json_writes_utf8_json(bucket):
     obj = clients.client("s3").get_object(Bucket=bucket, Key="ingest-reports/ñ.csv.report.json")
     assert obj["ContentType"] == "application/json"
     assert json.loads(obj["Body"].read().decode("utf-8")) == {"name": "Ñandú", "price": "1.50"}
+
+
+def test_put_objects_parallel_starts_no_put_once_may_start_says_no(bucket):
+    answers = iter([True, True, False, True])  # asked before each PUT (a deadline never says yes again)
+    objects = [(f"k{i}", b"x") for i in range(4)]
+    results = s3.put_objects_parallel(bucket, objects, concurrency=1, may_start=lambda: next(answers))
+    assert [r is None for r in results] == [True, True, False, True]
+    assert isinstance(results[2], s3.NotStarted) and "no time left" in str(results[2])
+    listed = clients.client("s3").list_objects_v2(Bucket=bucket).get("Contents", [])
+    assert sorted(o["Key"] for o in listed) == ["k0", "k1", "k3"]

@@ -3,6 +3,7 @@ one, vanished versions, retriable failures that make the SQS message fail and su
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -152,6 +153,17 @@ def test_retriable_failure_propagates_from_the_service(env):
 def test_report_key_mirrors_the_upload_path(env):
     settings = IngestionSettings.from_env(os.environ)
     assert service.report_key(settings, "uploads/a/b ñ.csv") == "ingest-reports/a/b ñ.csv.report.json"
+
+
+def test_an_upload_key_too_long_for_the_mirrored_report_key_still_gets_a_report(env):
+    key = "uploads/" + "carpeta/" * 120 + "x" * 40 + ".csv"  # 1,012 bytes: the mirrored report key would be 1,031
+    upload(env, key, SPLIT)
+    outcome = ingestion_of().ingest_object(env.names.bucket, key)
+    target = outcome.report_uri.removeprefix(f"s3://{env.names.bucket}/")
+    assert len(target.encode("utf-8")) <= 1024 and target.endswith(".report.json") and "~" in target
+    stored = clients.client("s3").get_object(Bucket=env.names.bucket, Key=target)
+    assert json.loads(stored["Body"].read())["source"]["key"] == key
+    assert outcome.report["counts"]["purchases_written"] == 3
 
 
 def test_settings_come_from_the_deployed_function_and_fail_fast(env):
