@@ -121,7 +121,7 @@ def test_ingest_never_raises_for_garbage_and_accounts_for_every_row(data, chunk)
 @given(data=garbage_csv())
 def test_the_ingestion_handler_never_fails_a_message_for_garbage(stack, data):
     clients.reset_clients()
-    poll = SqsPoller(stack.ingest_queue_url, stack.ingest_queue_arn, ingestion.handler, retry_visibility_seconds=0)
+    poll = SqsPoller(stack.event_source("ingestarTickets"), ingestion.handler, retry_visibility_seconds=0)
     poll.run_until_empty()  # s3:TestEvent or what an earlier example left
     clients.client("s3").put_object(Bucket=stack.names.bucket, Key="uploads/fuzz/garbage.csv", Body=data)
     stats = poll.run_until_empty()
