@@ -207,8 +207,10 @@ def _split_lines(text: str) -> tuple[list[str], str]:
     if text.endswith("\r"):
         lines, rest = _split_lines(text[:-1])
         return lines, rest + "\r"
-    lines = _COMPLETE_LINE.findall(text)
-    return lines, text[sum(map(len, lines)) :]
+    # Only the part up to the last line end is matched: every match then ends at a terminator ahead, so the
+    # scan is linear (findall over an unterminated tail would retry it from every position: quadratic).
+    end = max(text.rfind("\r"), text.rfind("\n")) + 1
+    return _COMPLETE_LINE.findall(text, 0, end), text[end:]
 
 
 def _check_magic(head: bytes) -> None:
