@@ -153,3 +153,55 @@ def test_requests_without_prepared_members_are_botocores_own():
     hot, plain = clients.hot_client("dynamodb"), boto3_client_without_preparation()
     params = {"TableName": "t", "Item": {"k": {"S": "ü"}, "n": {"N": "1"}}}
     assert _sent_request(hot, "PutItem", **params).body == _sent_request(plain, "PutItem", **params).body
+
+
+@pytest.mark.parametrize(
+    "table",
+    ["compras-t-purchases", "arn:aws:dynamodb:us-east-1:123456789012:table/compras-t-purchases"],
+    ids=["name", "arn"],
+)
+def test_prepared_list_resolves_botocores_endpoint_with_one_stub(monkeypatch, table):
+    """PreparedList.of gives endpoint resolution one stub per table, not one per action: with AWS's own
+    endpoints (no endpoint override) the URL — account-based for a table ARN — and the signed request must be
+    exactly those of a plain client given all the actions."""
+    import datetime
+
+    import botocore.auth
+
+    from lambdas.adapters.dynamodb import ConditionalWriter, WritePolicy
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    frozen = datetime.datetime(2026, 12, 2, 19, 0, 0, tzinfo=datetime.UTC)
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: frozen)
+    clients.reset_clients()
+    items = [{"tenant_id": "s", "compra_id": f"B{n}", "productos": [], "source_order": f"2026 {n}"} for n in range(150)]
+    writer = ConditionalWriter(table, WritePolicy(concurrency=1))
+    try:
+        for item in items:
+            writer.put(item)
+        actions = list(writer._buffer)  # the second request's 50 actions
+    finally:
+        writer.close()
+    prepared = clients.PreparedList.of(actions, table)
+    assert len(prepared) == 1 and len(prepared.texts) == 50
+    token = "0b5c-token"  # botocore would otherwise generate a random one per request
+    ours = _sent_request(
+        clients.hot_client("dynamodb"), "TransactWriteItems", TransactItems=prepared, ClientRequestToken=token
+    )
+    theirs = _sent_request(
+        boto3_client_without_preparation(),
+        "TransactWriteItems",
+        TransactItems=[ConditionalWriter.action(table, item) for item in items[100:]],
+        ClientRequestToken=token,
+    )
+    assert ours.url == theirs.url
+    assert ("123456789012.ddb." in ours.url) is table.startswith("arn:")
+    assert ours.body == theirs.body
+    assert ours.headers["Authorization"] == theirs.headers["Authorization"]
+
+
+def test_prepared_list_needs_a_stub_for_its_texts():
+    with pytest.raises(ValueError, match="at least one stub"):
+        clients.PreparedList([], ['{"Put": {}}'])
+    with pytest.raises(ValueError, match="at most one per"):
+        clients.PreparedList([{}, {}], ['{"Put": {}}'])
