@@ -46,14 +46,18 @@ def wait_until_ready(url: str, timeout: float = 30.0) -> None:
 class _Process:
     """A child process started with `python -m <module> ...`, stopped on exit."""
 
-    def __init__(self, args: list[str], port: int, log_path: Path) -> None:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = log_path.open("wb")
-        self.process = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT)
+    def __init__(
+        self, args: list[str], port: int, log_path: Path | None, ready_path: str = "/moto-api/data.json"
+    ) -> None:
+        if log_path is not None:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = log_path.open("wb") if log_path is not None else None
+        output = self._log if self._log is not None else subprocess.DEVNULL
+        self.process = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
         self.port = port
         self.endpoint_url = f"http://127.0.0.1:{port}"
         try:
-            wait_until_ready(f"{self.endpoint_url}/moto-api/data.json")
+            wait_until_ready(f"{self.endpoint_url}{ready_path}")
         except RuntimeError:
             self.stop()
             raise
@@ -66,7 +70,8 @@ class _Process:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        self._log.close()
+        if self._log is not None:
+            self._log.close()
 
     def __enter__(self):
         return self
