@@ -3,6 +3,7 @@ newer one, cancellation reasons, throttling retries, items refused for good, the
 
 from __future__ import annotations
 
+import functools
 import json
 from decimal import Decimal
 
@@ -201,3 +202,25 @@ def test_fast_serialisation_matches_type_serializer():
         assert {k: writer._attribute_value(v) for k, v in sample.items()} == expected
     finally:
         writer.close()
+
+
+def test_the_client_is_built_once_before_the_threads_start_on_a_cold_cache(table, monkeypatch):
+    """In a fresh process (a worker, a cold container) the pool's threads must not each build a client on their
+    first request (~0.1 s of CPU each): the writer builds it once, in the thread that submits."""
+    import threading
+
+    built = []
+    real = clients.hot_client.__wrapped__
+
+    def counting(service):
+        built.append(threading.current_thread().name)
+        return real(service)
+
+    monkeypatch.setattr(clients, "hot_client", functools.cache(counting))
+    monkeypatch.setattr("lambdas.adapters.dynamodb.hot_client", clients.hot_client)
+    with ConditionalWriter(table, WritePolicy(concurrency=8)) as writer:
+        for n in range(800):
+            writer.put(item(n))
+        assert writer.flush() == WriteOutcome() and writer.requests_sent == 8
+    assert built == [threading.current_thread().name]
+    assert len(scan(table)) == 800
