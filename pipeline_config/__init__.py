@@ -117,7 +117,7 @@ def lambda_environment(names: StackNames) -> dict[str, str]:
 
     Names and prefixes, the Powertools settings, and the tuning values the handlers read
     (ingestion: WRITE_CONCURRENCY, MAX_WRITE_ATTEMPTS, BACKOFF_BASE_SECONDS, BACKOFF_CAP_SECONDS,
-    MAX_REPORTED_REJECTIONS, GROUPING_MEMORY_MB;
+    MAX_REPORTED_REJECTIONS, GROUPING_MEMORY_MB, MAX_WORKER_PROCESSES, ROWS_PER_WORKER_PROCESS;
     stream: PUT_CONCURRENCY; report: REPORT_MAX_RANGE_DAYS, REPORT_TIMEOUT_SECONDS,
     REPORT_JOB_MAX_EVENT_AGE_SECONDS, REPORT_PRESIGNED_URL_SECONDS). All values are strings, as Lambda
     passes them.
@@ -149,6 +149,8 @@ def lambda_environment(names: StackNames) -> dict[str, str]:
         "BACKOFF_CAP_SECONDS": str(ingestion["backoffCapSeconds"]),
         "MAX_REPORTED_REJECTIONS": str(ingestion["maxReportedRejections"]),
         "GROUPING_MEMORY_MB": str(ingestion["groupingMemoryMB"]),
+        "MAX_WORKER_PROCESSES": str(ingestion["maxWorkerProcesses"]),
+        "ROWS_PER_WORKER_PROCESS": str(ingestion["rowsPerWorkerProcess"]),
         "PUT_CONCURRENCY": str(stream["putConcurrency"]),
         "REPORT_MAX_RANGE_DAYS": str(report["maxRangeDays"]),
         "REPORT_TIMEOUT_SECONDS": str(report["timeout"]),

@@ -35,6 +35,7 @@ from typing import Any, Protocol
 from lambdas.domain import limits
 from lambdas.domain.items import Producto, PurchaseItem
 from lambdas.domain.tickets import FileRejected, RowRejection, TicketLine, parse_tickets
+from lambdas.shared import processes
 
 MAX_ITEM_BYTES = limits.DYNAMODB_MAX_ITEM_BYTES
 DEFAULT_MAX_LISTED = 1000  # rejected rows / purchases listed one by one in a report
@@ -289,6 +290,7 @@ class ReportBuilder:
         self.rows_not_listed = 0  # rejected rows counted but left out of the list (max_listed)
         self.purchases_not_listed = 0
         self.spilled_partitions = 0
+        self.worker_processes = 1  # processes that built and wrote the purchases (not in the report object)
         self.duration_seconds = 0.0
 
     @property
@@ -323,6 +325,19 @@ class ReportBuilder:
         self.purchases_written -= outcome.superseded
         self.purchases_superseded += outcome.superseded
         self.rows_superseded += outcome.superseded_lines
+
+    def merge(self, part: ReportBuilder) -> None:
+        """Add what a worker process counted for its share of the purchases (:func:`ingest`): the counts are
+        those the calling process would have counted alone; the lists keep ``max_listed`` entries each."""
+        for name in _MERGED_COUNTS:
+            setattr(self, name, getattr(self, name) + getattr(part, name))
+        for entries, mine, overflow in (
+            (part.rejected_rows, self.rejected_rows, "rows_not_listed"),
+            (part.rejected_purchases, self.rejected_purchases, "purchases_not_listed"),
+        ):
+            kept = entries[: max(0, self.max_listed - len(mine))]
+            mine.extend(kept)
+            setattr(self, overflow, getattr(self, overflow) + len(entries) - len(kept))
 
     def _reject_purchase(self, key: Key, reason: str, lines: list[int] | None) -> None:
         self.purchases_rejected += 1
@@ -367,6 +382,19 @@ class ReportBuilder:
             "rejected_purchases_truncated": self.purchases_not_listed > 0,
             "duration_seconds": round(self.duration_seconds, 3),
         }
+
+
+_MERGED_COUNTS = (
+    "rows_read",
+    "rows_rejected",
+    "duplicate_rows",
+    "rows_superseded",
+    "purchases_written",
+    "purchases_rejected",
+    "purchases_superseded",
+    "rows_not_listed",
+    "purchases_not_listed",
+)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -442,15 +470,23 @@ class SpillGrouper:
         if self.spilled:
             self._write_pending()
 
-    def groups(self) -> Iterator[tuple[Key, list[TicketLine]]]:
-        """Every (key, all its lines) exactly once; call after finish()."""
+    def groups(self, share: int = 0, of: int = 1) -> Iterator[tuple[Key, list[TicketLine]]]:
+        """Every (key, all its lines) exactly once; call after finish().
+
+        ``share``/``of``: only the groups of share ``share`` of ``of`` disjoint shares, whose union is every
+        group: those whose first-level partition (``_partition(key, 0, SPILL_PARTITIONS)``) is ``share``
+        modulo ``of`` -- whole spill partitions when spilled, the same rule for groups held in memory. Worker
+        processes each take one share (:func:`ingest`)."""
         if not self.spilled:
             groups, self.groups_in_memory = self.groups_in_memory, {}
+            if of > 1:
+                mine = [key for key in groups if _partition(key, 0, SPILL_PARTITIONS) % of == share]
+                groups = {key: groups[key] for key in mine}
             while groups:
                 key = next(iter(groups))
                 yield key, groups.pop(key)
             return
-        paths = [(self._path(0, p), self._costs[p]) for p in range(SPILL_PARTITIONS)]
+        paths = [(self._path(0, p), self._costs[p]) for p in range(SPILL_PARTITIONS) if p % of == share]
         yield from self._read_partitions(paths, depth=0)
 
     # -- internals ------------------------------------------------------------------------------------
@@ -584,6 +620,7 @@ def ingest(
     memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
     spill_root: str | None = None,
     clock: Callable[[], float] = time.monotonic,
+    workers: WorkerPlan | None = None,
 ) -> ReportBuilder:
     """Ingest one file, read once from ``chunks``: every valid purchase goes to ``sink``, once; returns the
     report.
@@ -591,6 +628,13 @@ def ingest(
     Nothing reaches the sink before the whole file has been read and validated: a failure while reading
     (a dropped connection, the version vanishing) raises and writes nothing. A file rejected as a whole
     writes nothing. Retriable sink failures propagate (the caller lets the message be redelivered).
+
+    ``workers``: when the plan gives more than one process for the file's valid rows, the purchases are
+    built and written by that many forked worker processes instead (lambdas.shared.processes), each taking
+    a disjoint share of the groups (whole spill partitions, :meth:`SpillGrouper.groups`) into its own sink
+    (``workers.make_sink()``, called in the worker); each purchase is still written once, and the workers'
+    reports are merged into the same counts. A worker that raises or dies makes this call raise (the
+    others are stopped): the file fails as a whole, like a sink failure in this process.
     """
     started = clock()
     report = ReportBuilder(source, max_listed=max_listed)
@@ -608,16 +652,62 @@ def ingest(
             )
             return report
         report.spilled_partitions = SPILL_PARTITIONS if grouper.spilled else 0
-        for key, lines in grouper.groups():
-            result = build_purchase(key, lines, source)
-            if result.item is not None:
-                sink.put(result.item)
-            report.add_purchase(result)
-        report.add_write_outcome(sink.flush())
+        count = workers.count(report.rows_read - report.rows_rejected) if workers is not None else 1
+        if workers is None or count <= 1:
+            _write_groups(grouper.groups(), source, sink, report)
+            return report
+        make_sink = workers.make_sink
+
+        def write_share(index: int) -> ReportBuilder:  # runs in worker process ``index`` (forked)
+            part = ReportBuilder(source, max_listed=max_listed)
+            share_sink = make_sink()
+            try:
+                _write_groups(grouper.groups(share=index, of=count), source, share_sink, part)
+            finally:
+                close = getattr(share_sink, "close", None)
+                if close is not None:
+                    close()
+            return part
+
+        for part in processes.run_in_processes(count, write_share):
+            report.merge(part)
+        report.worker_processes = count
         return report
     finally:
         shutil.rmtree(directory, ignore_errors=True)
         report.duration_seconds = clock() - started
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    """How the writes of one file may be spread over worker processes (:func:`ingest`).
+
+    ``processes``: at most this many (lambdas.shared.processes.worker_count: the function's vCPUs);
+    ``rows_per_process``: at least this many valid rows per process, so that a small file (where forking
+    would cost more than it saves) stays in the calling process; ``make_sink``: called once in each worker
+    process, returns that worker's sink (its own clients: a client never crosses processes).
+    """
+
+    processes: int
+    rows_per_process: int
+    make_sink: Callable[[], PurchaseSink]
+
+    def count(self, valid_rows: int) -> int:
+        """The worker processes for a file of ``valid_rows`` valid rows (1: write in the calling process)."""
+        return max(1, min(self.processes, valid_rows // max(1, self.rows_per_process)))
+
+
+def _write_groups(
+    groups: Iterable[tuple[Key, list[TicketLine]]], source: SourceInfo, sink: PurchaseSink, report: ReportBuilder
+) -> None:
+    """Build every group's purchase, hand the valid ones to ``sink`` and count everything in ``report``: the
+    same code whether one process writes all the groups or each worker process its share."""
+    for key, lines in groups:
+        result = build_purchase(key, lines, source)
+        if result.item is not None:
+            sink.put(result.item)
+        report.add_purchase(result)
+    report.add_write_outcome(sink.flush())
 
 
 def _read_all(chunks: Iterable[bytes], report: ReportBuilder, budget: int, directory: str) -> SpillGrouper:

@@ -11,18 +11,28 @@ to the domain (the handler, lambdas/ingestion/handler.py, stays an event-to-call
 * raises on retriable problems (``WriteRetriesExhausted``, S3/DynamoDB errors after botocore's retries, a
   read that breaks off): the SQS message fails and is redelivered. The object is read once, completely,
   before anything is written, so a failed read writes nothing.
+
+Process model: this process reads, validates and groups the whole file; the purchases are then built and
+written either here or, for a file big enough, by ``worker_plan(settings)``'s worker processes (one per vCPU
+of the function, lambdas.shared.processes), each with its own ConditionalWriter and clients, each taking whole
+spill partitions. The semantics above hold either way: a worker's exception is raised here (the same
+exception), a worker that dies is ``WorkerFailed`` (retriable: the message fails), and their reports are merged
+into the file's one report (docs/ingestion-design.md, "Process model").
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
-from lambdas.adapters import s3
+from lambdas.adapters import clients, s3
 from lambdas.adapters.dynamodb import ConditionalWriter, WritePolicy
 from lambdas.domain import limits, purchases
+from lambdas.shared import processes
 from lambdas.shared.settings import IngestionSettings
 
 
@@ -61,12 +71,45 @@ def write_policy(settings: IngestionSettings) -> WritePolicy:
     )
 
 
-class Ingestion:
-    """The ingestion of one stage: its settings and write policy (see the module doc)."""
+class _WorkerWriter:
+    """``make_sink`` of the worker plan: called in a worker process, a ConditionalWriter of its own."""
 
-    def __init__(self, settings: IngestionSettings, policy: WritePolicy) -> None:
+    def __init__(self, table_name: str, policy: WritePolicy) -> None:
+        self.table_name = table_name
+        self.policy = policy
+
+    def __call__(self) -> ConditionalWriter:
+        clients.reset_clients()  # a forked child never uses the parent's clients (their pooled connections)
+        return ConditionalWriter(self.table_name, self.policy)
+
+
+def worker_plan(
+    settings: IngestionSettings, policy: WritePolicy, cpus: int | None = None
+) -> purchases.WorkerPlan | None:
+    """How many worker processes write a file's purchases (None: one vCPU, everything in this process):
+    lambdas.shared.processes.worker_count of the function's memory and the CPUs this process may use."""
+    count = processes.worker_count(
+        maximum=settings.max_worker_processes,
+        memory_mb=settings.memory_mb,
+        cpus=processes.available_cpus() if cpus is None else cpus,
+    )
+    if count <= 1:
+        return None
+    # writeConcurrency stays the function's requests in flight, shared among the workers (each is CPU-bound
+    # long before its share of in-flight requests is the limit).
+    shared = dataclasses.replace(policy, concurrency=math.ceil(policy.concurrency / count))
+    return purchases.WorkerPlan(count, settings.rows_per_worker_process, _WorkerWriter(settings.table_name, shared))
+
+
+class Ingestion:
+    """The ingestion of one stage: its settings, write policy and worker plan (see the module doc)."""
+
+    def __init__(
+        self, settings: IngestionSettings, policy: WritePolicy, workers: purchases.WorkerPlan | None = None
+    ) -> None:
         self.settings = settings
         self.policy = policy
+        self.workers = workers
 
     def ingest_object(
         self,
@@ -101,6 +144,7 @@ class Ingestion:
                 writer,
                 max_listed=settings.max_reported_rejections,
                 memory_budget_bytes=settings.grouping_memory_mb * 1024 * 1024,
+                workers=self.workers,
             )
         document = report.to_dict()
         target = report_key(settings, key)
@@ -108,6 +152,10 @@ class Ingestion:
         return FileOutcome(report=document, report_uri=f"s3://{bucket}/{target}", bytes_read=counted.total)
 
 
-def build_ingestion(settings: IngestionSettings, policy: WritePolicy | None = None) -> Ingestion:
-    """The ingestion function of one stage; ``policy`` overrides the settings' write policy (tests)."""
-    return Ingestion(settings, policy or write_policy(settings))
+def build_ingestion(
+    settings: IngestionSettings, policy: WritePolicy | None = None, workers: purchases.WorkerPlan | None = None
+) -> Ingestion:
+    """The ingestion function of one stage; ``policy`` overrides the settings' write policy and ``workers`` their
+    worker plan (tests)."""
+    policy = policy or write_policy(settings)
+    return Ingestion(settings, policy, workers or worker_plan(settings, policy))

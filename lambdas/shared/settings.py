@@ -68,6 +68,12 @@ class IngestionSettings:
     backoff_cap_seconds: float
     max_reported_rejections: int
     grouping_memory_mb: int
+    # Worker processes that build and write a file's purchases (lambdas.shared.processes.worker_count): at most
+    # max_worker_processes, one per vCPU of memory_mb (AWS_LAMBDA_FUNCTION_MEMORY_SIZE, set by Lambda from the
+    # function's memorySize; None outside Lambda), at least rows_per_worker_process valid rows each.
+    max_worker_processes: int = 1
+    rows_per_worker_process: int = 1
+    memory_mb: int | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> IngestionSettings:
@@ -83,6 +89,11 @@ class IngestionSettings:
             backoff_cap_seconds=env.number("BACKOFF_CAP_SECONDS", 0.0),
             max_reported_rejections=env.integer("MAX_REPORTED_REJECTIONS", 0),
             grouping_memory_mb=env.integer("GROUPING_MEMORY_MB", 1),
+            max_worker_processes=env.integer("MAX_WORKER_PROCESSES", 1),
+            rows_per_worker_process=env.integer("ROWS_PER_WORKER_PROCESS", 1),
+            memory_mb=env.integer("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 128)
+            if "AWS_LAMBDA_FUNCTION_MEMORY_SIZE" in environ
+            else None,
         )
 
 

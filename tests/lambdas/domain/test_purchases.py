@@ -466,3 +466,129 @@ def test_two_versions_of_one_key_in_one_millisecond_are_ordered_by_the_sequencer
     first = _source("k", "2026-12-02T10:00:00Z", "2026-12-02T10:00:00.100Z", sequencer="0055AED6DCD90281E5")
     second = _source("k", "2026-12-02T10:00:00Z", "2026-12-02T10:00:00.100Z", sequencer="0055AED6DCD90281E6")
     assert second.order > first.order
+
+
+# -- worker processes (WorkerPlan) --------------------------------------------------------------------
+
+
+class Throttled(Exception):
+    """A retriable sink failure raised in a worker process."""
+
+
+class RecordingSink:
+    """A sink that works across processes: every put is appended to a file of the process that made it, and
+    the table's answer depends only on the key (refused for good, or held from a newer source), so one
+    process and several give the same outcome when each purchase is put once."""
+
+    def __init__(self, directory, *, refuse=frozenset(), newer=frozenset(), fail=None) -> None:
+        self.directory, self.refuse, self.newer, self.fail = directory, refuse, newer, fail
+        self._outcome = WriteOutcome()
+        self.closed = False
+
+    def put(self, item):
+        key = (item["tenant_id"], item["compra_id"])
+        if self.fail == "die":
+            os._exit(9)
+        with open(os.path.join(self.directory, f"puts-{os.getpid()}.txt"), "a") as out:
+            out.write(f"{key[0]}|{key[1]}\n")
+        if key in self.refuse:
+            self._outcome.refused.append((item, "ValidationError: Item size has exceeded the maximum allowed size"))
+        elif key in self.newer:
+            self._outcome.superseded += 1
+            self._outcome.superseded_lines += len(item["productos"])
+
+    def flush(self):
+        if self.fail == "raise":
+            raise Throttled("ProvisionedThroughputExceeded: still throttled after 8 attempts")
+        outcome, self._outcome = self._outcome, WriteOutcome()
+        return outcome
+
+    def close(self):
+        self.closed = True
+
+
+def puts_by_process(directory) -> dict[str, list[str]]:
+    return {path.name: path.read_text().splitlines() for path in directory.glob("puts-*.txt")}
+
+
+def messy_file(baskets: int = 400) -> str:
+    """Shuffled baskets with repeated lines, conflicting ticket versions, a purchase with two user ids and
+    invalid rows: every kind of count and list of the report."""
+    import random
+
+    rows = [row(f"T{b}-{i}", f"B{b:05d}", store=f"S{b % 3}") for b in range(baskets) for i in range(3)]
+    rows += [row(f"T{b}-0", f"B{b:05d}", store=f"S{b % 3}") for b in range(0, baskets, 7)]  # exact repeats
+    rows += [row(f"T{b}-1", f"B{b:05d}", store=f"S{b % 3}", qty="9") for b in range(0, baskets, 11)]  # conflicts
+    rows += [row("TU1", "BU", user="u1"), row("TU2", "BU", user="u2")]  # two user ids: rejected purchase
+    rows += [row("TX", "BX", qty="many"), row("TY", "BY", ts="yesterday")]  # invalid rows
+    random.Random(3).shuffle(rows)
+    return HEADER + "".join(rows)
+
+
+@pytest.mark.parametrize("budget", [64 * 1024 * 1024, 60_000], ids=["in-memory", "spilled"])
+def test_worker_processes_write_each_purchase_once_and_count_exactly_like_one_process(tmp_path, budget):
+    from lambdas.domain.purchases import WorkerPlan
+
+    text = messy_file()
+    refuse, newer = {("S1", "B00004")}, {("S2", "B00005"), ("S0", "B00009")}
+    alone_dir, workers_dir = tmp_path / "alone", tmp_path / "workers"
+    alone_dir.mkdir(), workers_dir.mkdir()
+    spill = str(tmp_path / "spill")
+    os.mkdir(spill)
+
+    alone = ingest(
+        Reads(text), SOURCE, RecordingSink(alone_dir, refuse=refuse, newer=newer), memory_budget_bytes=budget
+    )
+    plan = WorkerPlan(3, 1, lambda: RecordingSink(workers_dir, refuse=refuse, newer=newer))
+    parent_sink = RecordingSink(workers_dir, fail="raise")  # must not be used: the workers write
+    together = ingest(Reads(text), SOURCE, parent_sink, memory_budget_bytes=budget, spill_root=spill, workers=plan)
+
+    assert together.worker_processes == 3 and alone.worker_processes == 1
+    assert bool(together.spilled_partitions) == (budget == 60_000)
+    first, second = alone.to_dict(), together.to_dict()
+    first.pop("duration_seconds"), second.pop("duration_seconds")
+    assert second == first
+    assert first["counts"]["duplicate_rows"] and first["counts"]["purchases_superseded"] == 2
+    assert first["rejected_purchases"] and first["rejected_rows"]
+
+    written_alone = [key for keys in puts_by_process(alone_dir).values() for key in keys]
+    by_worker = puts_by_process(workers_dir)
+    assert len(by_worker) == 3 and f"puts-{os.getpid()}.txt" not in by_worker  # three other processes wrote
+    written = [key for keys in by_worker.values() for key in keys]
+    assert len(written) == len(set(written)) == first["counts"]["purchases_written"] + 3  # + refused, superseded
+    assert sorted(written) == sorted(written_alone)
+    assert os.listdir(spill) == []  # the workers' share of the spill is removed with the rest
+
+
+def test_a_worker_whose_writes_fail_fails_the_file_with_that_error(tmp_path):
+    from lambdas.domain.purchases import WorkerPlan
+
+    plan = WorkerPlan(2, 1, lambda: RecordingSink(tmp_path, fail="raise"))
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    with pytest.raises(Throttled, match="still throttled") as raised:
+        ingest(Reads(shuffled_file(50, 2)), SOURCE, MemoryTable(), spill_root=str(spill), workers=plan)
+    assert any("worker process" in note for note in raised.value.__notes__)
+    assert list(spill.iterdir()) == []
+
+
+def test_a_worker_that_dies_fails_the_file(tmp_path):
+    from lambdas.domain.purchases import WorkerPlan
+    from lambdas.shared.processes import WorkerFailed
+
+    plan = WorkerPlan(2, 1, lambda: RecordingSink(tmp_path, fail="die"))
+    with pytest.raises(WorkerFailed, match=r"ended without a result \(exit code 9\)"):
+        ingest(Reads(shuffled_file(50, 2)), SOURCE, MemoryTable(), spill_root=str(tmp_path), workers=plan)
+
+
+def test_a_small_file_is_written_by_the_calling_process(tmp_path):
+    from lambdas.domain.purchases import WorkerPlan
+
+    def no_worker_sink():
+        raise AssertionError("no worker process should start for 100 rows")
+
+    table = MemoryTable()
+    plan = WorkerPlan(4, 60, no_worker_sink)  # 100 valid rows: one process (60 rows per process at least)
+    report = ingest(Reads(shuffled_file(50, 2)), SOURCE, table, spill_root=str(tmp_path), workers=plan)
+    assert report.worker_processes == 1 and len(table.items) == 50
+    assert [WorkerPlan(4, 60, no_worker_sink).count(rows) for rows in (0, 119, 120, 240, 10_000)] == [1, 1, 2, 4, 4]

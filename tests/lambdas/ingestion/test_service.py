@@ -3,6 +3,7 @@ one, vanished versions, retriable failures that make the SQS message fail and su
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -186,3 +187,65 @@ def test_settings_come_from_the_deployed_function_and_fail_fast(env):
     del broken["MAX_REPORTED_REJECTIONS"]
     with pytest.raises(MissingSettingError, match="MAX_REPORTED_REJECTIONS is not set"):
         IngestionSettings.from_env({**broken, "WRITE_CONCURRENCY": "3"})
+
+
+def many_baskets(baskets: int) -> str:
+    """Interleaved lines of ``baskets`` purchases (2 lines each, the second far from the first)."""
+    first = [f"T{b}a,Pan,B{b:04d},2024-03-01 10:00:00,c,1,S{b % 3}\n" for b in range(baskets)]
+    second = [f"T{b}b,Sal,B{b:04d},2024-03-01 10:01:00,c,2,S{b % 3}\n" for b in range(baskets)]
+    return HEADER + "".join(first + second)
+
+
+def test_worker_processes_write_every_purchase_once_with_their_own_clients(env):
+    settings = IngestionSettings.from_env(os.environ)
+    policy = service.write_policy(settings)
+    plan = service.worker_plan(
+        dataclasses.replace(settings, max_worker_processes=2, rows_per_worker_process=1), policy, cpus=2
+    )
+    assert plan is not None and plan.processes == 2
+    upload(env, "uploads/many.csv", many_baskets(300))
+    sent = []
+    clients.hot_client("dynamodb").meta.events.register(
+        "before-call.dynamodb.TransactWriteItems", lambda **_: sent.append(1), unique_id="count-parent-writes"
+    )
+    try:
+        outcome = service.build_ingestion(settings, policy, plan).ingest_object(env.names.bucket, "uploads/many.csv")
+    finally:
+        clients.hot_client("dynamodb").meta.events.unregister(
+            "before-call.dynamodb.TransactWriteItems", unique_id="count-parent-writes"
+        )
+    assert sent == []  # the parent's client wrote nothing: the workers did, with clients of their own
+    counts = outcome.report["counts"]
+    assert (counts["rows_loaded"], counts["purchases_written"], counts["purchases_superseded"]) == (600, 300, 0)
+    stored = items(env)
+    assert len(stored) == 300 and all(len(item["productos"]) == 2 for item in stored.values())
+    again = service.build_ingestion(settings, policy, plan).ingest_object(env.names.bucket, "uploads/many.csv")
+    assert again.report["counts"]["purchases_written"] == 300  # the same version again: idempotent
+    assert items(env) == stored
+
+
+def test_a_worker_process_failing_fails_the_file_retriably_and_writes_no_report(env):
+    from botocore.exceptions import ClientError
+
+    settings = dataclasses.replace(
+        IngestionSettings.from_env(os.environ), table_name="no-such-table", rows_per_worker_process=1
+    )
+    policy = WritePolicy(max_attempts=1)
+    plan = service.worker_plan(dataclasses.replace(settings, max_worker_processes=2), policy, cpus=2)
+    upload(env, "uploads/lost.csv", many_baskets(50))
+    with pytest.raises(ClientError, match="ResourceNotFoundException") as raised:
+        service.build_ingestion(settings, policy, plan).ingest_object(env.names.bucket, "uploads/lost.csv")
+    assert any("worker process" in note for note in raised.value.__notes__)
+    reports = clients.client("s3").list_objects_v2(Bucket=env.names.bucket, Prefix=settings.ingest_reports_prefix)
+    assert "lost.csv" not in json.dumps(reports.get("Contents", []), default=str)
+
+
+def test_the_worker_count_follows_the_functions_memory_and_the_settings(env):
+    settings = IngestionSettings.from_env({**os.environ, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1769"})
+    policy = service.write_policy(settings)
+    assert settings.memory_mb == 1769 and service.worker_plan(settings, policy, cpus=2) is None  # one vCPU
+    bigger = IngestionSettings.from_env({**os.environ, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "10240"})
+    plan = service.worker_plan(bigger, policy, cpus=6)
+    assert plan is not None and plan.processes == min(6, bigger.max_worker_processes)
+    assert plan.rows_per_process == bigger.rows_per_worker_process
+    assert plan.make_sink.policy.concurrency == -(-policy.concurrency // plan.processes)  # shared, not multiplied
