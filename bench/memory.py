@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import resource
 import subprocess
 import sys
@@ -24,35 +23,11 @@ import time
 from pathlib import Path
 
 import pipeline_config as config
-from bench.data import DAYS, OUT, STORES, facts
-from local.sample_data import SampleConfig, generate_rows, write_csv
-
-ORDERS = ("sorted", "interleaved", "shuffled")
-INTERLEAVED_OPEN_BASKETS = 2000
+from bench.data import ORDERS, OUT, csv_path, facts
 
 
 def csv_for(rows: int, order: str, seed: int = 11) -> Path:
-    path = OUT / f"tickets_{rows}_{order}_seed{seed}.csv"
-    if path.exists():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cfg = SampleConfig(
-        rows=rows,
-        seed=seed,
-        stores=STORES,
-        days=DAYS,
-        sorted_by_basket=order in ("sorted", "shuffled"),
-        open_baskets=INTERLEAVED_OPEN_BASKETS,
-    )
-    lines = generate_rows(cfg)
-    if order == "shuffled":
-        materialised = list(lines)
-        random.Random(seed).shuffle(materialised)
-        lines = iter(materialised)
-    tmp = path.with_suffix(".tmp")
-    write_csv(lines, tmp, cfg.columns())
-    tmp.replace(path)
-    return path
+    return csv_path(rows, seed, OUT, order)
 
 
 def peak_rss_kb() -> int:
