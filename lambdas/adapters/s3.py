@@ -12,6 +12,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from lambdas.adapters.clients import client, hot_client, presigning_client
+from lambdas.adapters.s3_put import lean_put_object
 from lambdas.domain import keys
 
 
@@ -41,14 +42,15 @@ def put_objects_parallel(
             raise TypeError(
                 f"object to put must be (non-empty str key, bytes body), got ({key!r}, {type(body).__name__})"
             )
-    s3 = hot_client("s3")  # no botocore parameter validation: see lambdas.adapters.clients
+    # no botocore parameter validation (lambdas.adapters.clients); PutObject through the lean path (s3_put)
+    lean = lean_put_object(hot_client("s3"))
 
     def put(item: tuple[str, bytes]) -> Exception | None:
         key, body = item
         if may_start is not None and not may_start():
             return NotStarted(f"s3://{bucket}/{key} was not written: no time left to start it in this invocation")
         try:
-            s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+            lean.put(bucket, key, body, content_type=content_type)
         except Exception as exc:  # reported per object: the caller decides what failed
             return exc
         return None

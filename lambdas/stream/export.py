@@ -1,4 +1,4 @@
-"""Export one batch of DynamoDB stream records: documents -> parallel PUTs -> Glue partitions.
+"""Export one batch of DynamoDB stream records: documents -> parallel PUTs and, at the same time, Glue partitions.
 
 The outcome is decided for every record BEFORE Powertools' BatchProcessor walks the batch, so the
 processor only reports what happened (``BatchOutcome.check``). Every record whose object was not
@@ -6,12 +6,22 @@ written, or whose partition could not be ensured, is reported as failed; Lambda 
 before the lowest failed sequence number and retries from there. Records after it that were
 written are simply written again on retry: a key is a pure function of its record, so a retry
 overwrites and never duplicates.
+
+The PUTs (lambdas.adapters.s3.put_objects_parallel, the lean PutObject path of lambdas.adapters.s3_put) and the
+Glue round trips of the batch overlap: as soon as the documents are built, ``PartitionRegistry.ensure``
+(BatchGetPartition, then BatchCreatePartition for the missing ones) runs in its own thread for the partitions of
+every document of the batch, while the PUTs run. The reporting rule does not change: a record is reported failed
+iff its object was not written or its partition could not be ensured. What does change: a partition may be
+registered a few milliseconds before its first document is written, or, when every PUT into it failed, without
+any document until the retry writes them. Such an empty partition is harmless (Athena reads no rows from it; the
+records are retried into it), and it saves the batch one or two Glue round trips after the last PUT.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +30,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
 from lambdas.adapters import s3
-from lambdas.adapters.glue import PartitionRegistry, PartitionSpec
+from lambdas.adapters.glue import EnsureResult, PartitionRegistry, PartitionSpec
 from lambdas.domain import documents, keys
 from lambdas.stream.changes import change_from_record
 
@@ -104,9 +114,20 @@ class StreamExporter:
 
         started = time.perf_counter()
         may_start = None if remaining_ms is None else (lambda: remaining_ms() > DEADLINE_MARGIN_MS)
-        results = self.put_objects(
-            self.bucket, [(e.key, e.body) for e in exports], concurrency=self.put_concurrency, may_start=may_start
-        )
+        prefix = self.context.compras_prefix
+        specs = {
+            e.partition: PartitionSpec(
+                values=e.partition, location=f"s3://{self.bucket}/{keys.partition_prefix(*e.partition, prefix=prefix)}"
+            )
+            for e in exports
+        }
+        # The Glue round trips (BatchGetPartition, BatchCreatePartition) overlap the PUTs: see the module doc.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="glue-ensure") as glue:
+            ensuring = glue.submit(self.partitions.ensure, list(specs.values())) if specs else None
+            results = self.put_objects(
+                self.bucket, [(e.key, e.body) for e in exports], concurrency=self.put_concurrency, may_start=may_start
+            )
+            ensured = ensuring.result() if ensuring is not None else EnsureResult()
         written: list[documents.ExportDocument] = []
         for export, error in zip(exports, results, strict=True):
             if error is None:
@@ -125,15 +146,6 @@ class StreamExporter:
                 extra={"sequence_number": export.sequence_number, "key": export.key, "error": str(error)},
             )
         self.logger.debug("objects written", extra={"count": len(written), "ms": _ms_since(started)})
-
-        prefix = self.context.compras_prefix
-        specs = {
-            e.partition: PartitionSpec(
-                values=e.partition, location=f"s3://{self.bucket}/{keys.partition_prefix(*e.partition, prefix=prefix)}"
-            )
-            for e in written
-        }
-        ensured = self.partitions.ensure(specs.values())
         outcome.partitions_created = len(ensured.created)
         for partition in ensured.created:
             self.logger.info("Glue partition created", extra={"partition": list(partition)})

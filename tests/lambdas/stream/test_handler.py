@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -162,16 +163,16 @@ def test_parallel_put_failures_are_reported_per_record(stack):
         t.put_item(Item=purchase("s", name))
     event = stream_event(stack)
 
-    def refuse(params, **_):
-        if "_fail-" in params["Key"]:
+    def refuse(request, **_):  # on the wire: both the lean PUT path and put_object emit before-send
+        if "_fail-" in request.url:
             raise ClientError({"Error": {"Code": "SlowDown", "Message": "Reduce your request rate"}}, "PutObject")
 
     s3 = hot_client("s3")  # the stream export's PutObject client
-    s3.meta.events.register("before-parameter-build.s3.PutObject", refuse)
+    s3.meta.events.register("before-send.s3.PutObject", refuse)
     try:
         response = stream_handler.handler(event, context())
     finally:
-        s3.meta.events.unregister("before-parameter-build.s3.PutObject", refuse)
+        s3.meta.events.unregister("before-send.s3.PutObject", refuse)
 
     # Every unwritten record is reported; Lambda checkpoints before the lowest one (fail-1), so no
     # record after an unwritten one is checkpointed, and the written ones after it are rewritten.
@@ -363,3 +364,33 @@ def test_no_put_starts_near_the_deadline_and_the_rest_is_reported_failed(stack, 
     # the retry (a fresh invocation with time) writes the rest
     assert stream_handler.handler(event, context()) == {"batchItemFailures": []}
     assert len(objects(stack)) == 5
+
+
+def test_glue_partitions_are_ensured_while_the_puts_run(stack, monkeypatch):
+    """The PUTs wait (on the wire) until Glue has been asked about the batch's partitions: a sequential export
+    (Glue after the last PUT) would never get there, and the PUTs would fail after the timeout."""
+    monkeypatch.setenv("PUT_CONCURRENCY", "1")
+    t = table(stack)
+    for i in range(3):
+        t.put_item(Item=purchase("s", f"B{i}", fecha=f"2026-03-0{i + 1} 10:00:00"))
+    event = stream_event(stack)
+    glue_asked = threading.Event()
+
+    def seen_by_glue(**_):
+        glue_asked.set()
+
+    def wait_for_glue(request, **_):
+        if not glue_asked.wait(timeout=3):
+            raise ClientError({"Error": {"Code": "Timeout", "Message": "Glue was not asked yet"}}, "PutObject")
+
+    glue, s3 = client("glue"), hot_client("s3")
+    glue.meta.events.register("before-send.glue.BatchGetPartition", seen_by_glue)
+    s3.meta.events.register("before-send.s3.PutObject", wait_for_glue)
+    try:
+        response = stream_handler.handler(event, context())
+    finally:
+        glue.meta.events.unregister("before-send.glue.BatchGetPartition", seen_by_glue)
+        s3.meta.events.unregister("before-send.s3.PutObject", wait_for_glue)
+    assert response == {"batchItemFailures": []}
+    assert len(objects(stack)) == 3
+    assert set(partitions(stack)) == {("s", "2026", "03", f"0{i + 1}") for i in range(3)}
