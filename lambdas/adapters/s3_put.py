@@ -69,6 +69,7 @@ EXPECT_CONTINUE_MIN_BYTES = 2 * 1024 * 1024
 # Exceptions after which botocore's standard mode would back off too (connection trouble, timeouts).
 _TRANSIENT_ERRORS = (HTTPClientError, BotocoreConnectionError)
 _ANSWERED_BY_A_HOOK = 0  # a before-call handler answered instead of the service: botocore's path decides
+LEAN_ATTEMPTS = 1  # attempts an object gets before put_object's own (total: 1 + the client's total_max_attempts)
 _PER_REQUEST_CONTEXT = ("input_params", "s3_redirect", "retries")
 
 
@@ -185,9 +186,12 @@ class LeanPutObject:
         return None if 200 <= status < 300 else status
 
     def _after_failed_attempt(self, bucket: str, content_type: str, status: int | Exception) -> None:
-        if isinstance(status, _TRANSIENT_ERRORS) or status in _RETRYABLE_STATUSES:
+        if isinstance(status, Exception):
+            if isinstance(status, _TRANSIENT_ERRORS):
+                time.sleep(first_retry_delay())
+        elif status in _RETRYABLE_STATUSES:
             time.sleep(first_retry_delay())
-        elif 300 <= status < 400 or status == 400:  # e.g. the bucket lives in another region: rebuild
+        elif 300 <= status <= 400:  # e.g. the bucket lives in another region: rebuild the template
             with self._lock:
                 self._templates.pop((bucket, content_type), None)
 

@@ -18,7 +18,7 @@ import boto3
 import pytest
 
 import pipeline_config as config
-from lambdas.adapters import clients
+from lambdas.adapters import clients, s3_put
 from lambdas.domain import keys, purchases
 from lambdas.ingestion import handler as ingestion_handler
 from lambdas.ingestion import service
@@ -132,16 +132,17 @@ def test_s3_slow_down_on_stream_puts_is_absorbed_by_retries(stack):
 
 
 def test_put_failing_past_retries_half_way_through_a_batch_is_retried_from_the_checkpoint(stack):
-    """Record B4's PUT answers 500 more often than botocore retries (6 attempts): the handler reports it,
-    the poller retries from B4, the records after it are written again under the same keys."""
+    """Record B4's PUT answers 500 more often than the PUT path tries (the lean attempt, then botocore's 6): the
+    handler reports it, the poller retries from B4, the records after it are written again under the same keys."""
     put_items(stack, [purchase("S1", f"B{i}") for i in range(8)])
     s3 = clients.hot_client("s3")
+    attempts = s3_put.LEAN_ATTEMPTS + s3.meta.config.retries["total_max_attempts"]
     with faults.inject(
-        s3, "PutObject", faults.internal_error(), times=6, match=faults.url_contains(compra_in_url("B4"))
+        s3, "PutObject", faults.internal_error(), times=attempts, match=faults.url_contains(compra_in_url("B4"))
     ) as fault:
         stats = stream_poller(stack).run_until_idle()
 
-    assert fault.fired == 6
+    assert fault.fired == attempts == 7
     assert stats.partial_failures == 1 and stats.retries == 1
     assert stats.records_discarded == 0
     assert_exported_exactly(stack, {("INSERT", "S1", f"B{i}") for i in range(8)})
