@@ -14,6 +14,7 @@ from boto3.dynamodb.types import TypeDeserializer
 
 from lambdas.adapters import clients
 from lambdas.adapters.dynamodb import WritePolicy, WriteRetriesExhausted
+from lambdas.domain import purchases
 from lambdas.ingestion import handler as ingestion
 from lambdas.ingestion import service
 from lambdas.shared.settings import IngestionSettings, MissingSettingError
@@ -249,3 +250,44 @@ def test_the_worker_count_follows_the_functions_memory_and_the_settings(env):
     assert plan is not None and plan.processes == min(6, bigger.max_worker_processes)
     assert plan.rows_per_process == bigger.rows_per_worker_process
     assert plan.make_sink.policy.concurrency == -(-policy.concurrency // plan.processes)  # shared, not multiplied
+
+
+class _DyingWriter:
+    """A worker's writer that writes some purchases, then its process dies (killed, out of memory) — once."""
+
+    def __init__(self, inner, flag, after: int) -> None:
+        self.inner, self.flag, self.after, self.puts = inner, flag, after, 0
+
+    def put(self, item) -> None:
+        self.inner.put(item)
+        self.puts += 1
+        if self.puts == self.after and not self.flag.exists():
+            self.flag.write_text("died")
+            self.inner.flush()  # what it sent so far is in the table
+            os._exit(137)
+
+    def flush(self):
+        return self.inner.flush()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_a_worker_process_dying_mid_file_leaves_only_whole_purchases_and_the_redelivery_writes_the_rest(env, tmp_path):
+    from lambdas.shared.processes import WorkerFailed
+
+    settings = IngestionSettings.from_env(os.environ)
+    policy = service.write_policy(settings)
+    writer = service._WorkerWriter(settings.table_name, policy)
+    flag = tmp_path / "died"
+    plan = purchases.WorkerPlan(2, 1, lambda: _DyingWriter(writer(), flag, after=120))
+    upload(env, "uploads/crash.csv", many_baskets(300))
+    with pytest.raises(WorkerFailed, match="exit code 137"):
+        service.build_ingestion(settings, policy, plan).ingest_object(env.names.bucket, "uploads/crash.csv")
+    partial = items(env)
+    assert flag.exists() and 0 < len(partial) < 300
+    assert all(len(item["productos"]) == 2 for item in partial.values())  # whole purchases only
+    again = service.build_ingestion(settings, policy, plan).ingest_object(env.names.bucket, "uploads/crash.csv")
+    assert again.report["counts"]["purchases_written"] == 300 and again.report["status"] == "loaded"
+    stored = items(env)
+    assert len(stored) == 300 and all(len(item["productos"]) == 2 for item in stored.values())
