@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -14,6 +13,7 @@ from botocore.exceptions import ClientError
 from lambdas.adapters.clients import client, hot_client, presigning_client
 from lambdas.adapters.s3_put import lean_put_object
 from lambdas.domain import keys
+from lambdas.shared.threads import run_each
 
 
 class NotStarted(RuntimeError):
@@ -55,10 +55,7 @@ def put_objects_parallel(
             return exc
         return None
 
-    if len(objects) <= 1 or concurrency == 1:
-        return [put(item) for item in objects]
-    with ThreadPoolExecutor(max_workers=min(concurrency, len(objects)), thread_name_prefix="s3-put") as pool:
-        return list(pool.map(put, objects))
+    return run_each(put, objects, concurrency=concurrency)  # on the process's kept threads (lambdas.shared.threads)
 
 
 # -- ingestion: streaming reads, JSON reports ---------------------------------------------------------

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +31,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from lambdas.adapters import s3
 from lambdas.adapters.glue import EnsureResult, PartitionRegistry, PartitionSpec
 from lambdas.domain import documents, keys
+from lambdas.shared.threads import io_pool
 from lambdas.stream.changes import change_from_record
 
 
@@ -122,11 +122,12 @@ class StreamExporter:
             for e in exports
         }
         # The Glue round trips (BatchGetPartition, BatchCreatePartition) overlap the PUTs: see the module doc.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="glue-ensure") as glue:
-            ensuring = glue.submit(self.partitions.ensure, list(specs.values())) if specs else None
+        ensuring = io_pool().submit(self.partitions.ensure, list(specs.values())) if specs else None
+        try:
             results = self.put_objects(
                 self.bucket, [(e.key, e.body) for e in exports], concurrency=self.put_concurrency, may_start=may_start
             )
+        finally:
             ensured = ensuring.result() if ensuring is not None else EnsureResult()
         written: list[documents.ExportDocument] = []
         for export, error in zip(exports, results, strict=True):
