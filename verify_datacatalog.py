@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from lambdas.adapters.clients import AwsClients
+
 OK, WARN, FAIL, SKIP = "OK", "WARN", "FAIL", "SKIP"
 
 
@@ -210,6 +212,7 @@ def check_partitions(
 
 
 def verify(
+    aws: AwsClients,
     *,
     stage: str,
     region: str,
@@ -220,49 +223,48 @@ def verify(
 ) -> Report:
     import pipeline_config as config
     from lambdas.adapters import glue, s3
-    from lambdas.adapters.clients import client
     from lambdas.domain import keys
 
     report = Report()
-    names = config.stack_names(stage, account_id=client("sts").get_caller_identity()["Account"], region=region)
+    names = config.stack_names(stage, account_id=aws.client("sts").get_caller_identity()["Account"], region=region)
     bucket = bucket or names.bucket
     prefix = config.prefixes()["compras"]
     catalog = config.catalog()
     target = f"endpoint {endpoint_url}" if endpoint_url else f"AWS region {region}"
     report.add(OK, "target", f"stage {stage!r} on {target}; bucket {bucket}")
 
-    if glue.get_database(names.glue_database) is None:
+    if glue.get_database(aws, names.glue_database) is None:
         report.add(FAIL, "database", f"Glue database {names.glue_database!r} does not exist (is the stage deployed?)")
         return report
     report.add(OK, "database", names.glue_database)
-    table = glue.get_table(names.glue_database, names.glue_table)
+    table = glue.get_table(aws, names.glue_database, names.glue_table)
     if table is None:
         report.add(FAIL, "table", f"Glue table {names.glue_database}.{names.glue_table} does not exist")
         return report
     report.add(OK, "table", f"{names.glue_database}.{names.glue_table} ({table.get('TableType', '?')})")
     check_table(table, catalog, f"s3://{bucket}/{prefix}", report)
 
-    if not s3.bucket_exists(bucket):
+    if not s3.bucket_exists(aws, bucket):
         report.add(FAIL, "bucket", f"bucket {bucket!r} does not exist or is not readable")
         return report
 
     def location_of(values: tuple[str, ...]) -> str:
         return f"s3://{bucket}/{keys.partition_prefix(*values, prefix=prefix)}"
 
-    in_s3 = s3.document_partitions(bucket, prefix)
-    partitions = glue.get_partitions(names.glue_database, names.glue_table)
+    in_s3 = s3.document_partitions(aws, bucket, prefix)
+    partitions = glue.get_partitions(aws, names.glue_database, names.glue_table)
     if repair:
         registered = {tuple(p.get("Values", [])) for p in partitions}
         missing = sorted(set(in_s3.partitions) - registered)
         if missing:
-            registry = glue.PartitionRegistry(names.glue_database, names.glue_table)
+            registry = glue.PartitionRegistry(aws, names.glue_database, names.glue_table)
             result = registry.ensure(glue.PartitionSpec(values, location_of(values)) for values in missing)
             message = f"registered {len(result.created)} of {len(missing)} missing partitions"
             if result.failed:
                 values, reason = next(iter(result.failed.items()))
                 message += f"; {len(result.failed)} failed, e.g. {_show(values)}: {reason}"
             report.add(FAIL if result.failed else OK, "repair", message)
-            partitions = glue.get_partitions(names.glue_database, names.glue_table)
+            partitions = glue.get_partitions(aws, names.glue_database, names.glue_table)
         else:
             report.add(OK, "repair", "nothing to repair: no partition is missing")
     check_partitions(partitions, in_s3.partitions, in_s3.unexpected_keys, location_of, report)
@@ -275,8 +277,8 @@ def verify(
     raw = config.raw_config()
     iceberg_table = raw["names"]["icebergTable"]
     check_iceberg(
-        glue.get_table(names.glue_database, iceberg_table),
-        S3StateStore(bucket, config.prefixes()["compaction"]).load(),
+        glue.get_table(aws, names.glue_database, iceberg_table),
+        S3StateStore(aws, bucket, config.prefixes()["compaction"]).load(),
         expected_columns=[{"Name": n, "Type": k} for n, k in compaction.table_columns(catalog["columns"])],
         location=f"s3://{bucket}/{config.prefixes()['iceberg']}{iceberg_table}/",
         stale_after_hours=float(raw["functions"]["compaction"]["staleAfterHours"]),
@@ -294,7 +296,7 @@ def verify(
         sql = f"SELECT tenant_id, year, month, day, compra_id FROM {names.glue_table} LIMIT 1"  # noqa: S608  # nosec B608 - table name from config
         try:
             result = athena.run_query(
-                sql, workgroup=names.athena_workgroup, database=names.glue_database, timeout_seconds=120
+                aws, sql, workgroup=names.athena_workgroup, database=names.glue_database, timeout_seconds=120
             )
         except Exception as error:  # every failure of the test query is a finding, with Athena's reason
             report.add(FAIL, "test query", f"{sql!r} in workgroup {names.athena_workgroup}: {error}")
@@ -326,16 +328,13 @@ def main(argv: list[str] | None = None) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
     import pipeline_config as config
-    from lambdas.adapters import clients
 
     region = args.region or os.environ.get("AWS_REGION") or config.raw_config()["region"]
-    os.environ["AWS_DEFAULT_REGION"] = region
-    os.environ["AWS_REGION"] = region
-    if args.endpoint_url:
-        os.environ["AWS_ENDPOINT_URL"] = args.endpoint_url
-    clients.reset_clients()
+    # Endpoint and region passed to the clients (credentials: boto3's usual chain); the environment is only read.
+    aws = AwsClients(endpoint_url=args.endpoint_url, region=region)
     try:
         report = verify(
+            aws,
             stage=args.stage,
             region=region,
             endpoint_url=args.endpoint_url,

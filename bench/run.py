@@ -99,17 +99,21 @@ class Bench:
             self.standins[latency] = StandinProcess(
                 latency, forward=self.moto.endpoint_url, log_path=self.out / "logs" / f"standin-{latency:g}ms.log"
             )
+        from lambdas.adapters.clients import AwsClients
         from local.moto_server import FAKE_CREDENTIALS
 
-        # The orchestrator itself (setup, checks) talks to moto directly.
+        # The orchestrator itself (setup, checks) talks to moto directly, through explicit clients.
+        self.aws = AwsClients(endpoint_url=self.moto.endpoint_url, region="us-east-1", credentials=FAKE_CREDENTIALS)
+        # The environment each worker process starts with (a Lambda-like environment of its own).
         self.base_env = {
-            **FAKE_CREDENTIALS,
+            "AWS_ACCESS_KEY_ID": FAKE_CREDENTIALS.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": FAKE_CREDENTIALS.secret_access_key,
+            "AWS_SESSION_TOKEN": FAKE_CREDENTIALS.session_token or "",
             "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_REGION": "us-east-1",
             "AWS_EC2_METADATA_DISABLED": "true",
             "POWERTOOLS_TRACE_DISABLED": "true",
         }
-        os.environ.update({**self.base_env, "AWS_ENDPOINT_URL": self.moto.endpoint_url})
 
     def stop(self) -> None:
         for process in [*self.standins.values(), *self.proxies.values()]:
@@ -126,7 +130,7 @@ class Bench:
         from local.stack import create_stack
 
         self.moto.reset()
-        self.stack = create_stack(stage=STAGE)
+        self.stack = create_stack(self.aws, stage=STAGE)
         return self.stack
 
     # ---- one contender run in its own process ----------------------------------------------------
@@ -136,7 +140,9 @@ class Bench:
         spec_path = self.out / "runs" / f"{name}.spec.json"
         result_path = self.out / "runs" / f"{name}.result.json"
         spec_path.parent.mkdir(parents=True, exist_ok=True)
-        spec_path.write_text(json.dumps(spec), encoding="utf-8")
+        spec_path.write_text(
+            json.dumps({**spec, "endpoint_url": self.endpoint(endpoint, latency_ms)}), encoding="utf-8"
+        )
         function = spec["contender"].split(":")[0]
         env = {
             **os.environ,
@@ -144,7 +150,7 @@ class Bench:
             **self.stack.lambda_environment(stack_function(function)),
             # What Lambda sets from the function's memorySize (the ingestion sizes its worker processes by it).
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.memory_mb(function)),
-            "AWS_ENDPOINT_URL": self.endpoint(endpoint, latency_ms),
+            "AWS_ENDPOINT_URL": self.endpoint(endpoint, latency_ms),  # the third-party baselines (boto3, awswrangler)
             "PYTHONPATH": str(ROOT),
         }
         with (self.out / "logs" / f"{name}.log").open("wb") as log:
@@ -212,8 +218,6 @@ class Bench:
     def ingestion_run(
         self, contender: str, facts: data.CsvFacts, endpoint: str, latency_ms: float, rep: int, order: str
     ) -> None:
-        import boto3
-
         stack = self.fresh_stack()
         spec: dict[str, Any] = {"contender": contender, "table": stack.names.table, "csv_path": str(facts.path)}
         rows = facts.rows
@@ -243,7 +247,7 @@ class Bench:
                 return self.standin_counts(result)["dynamodb_keys"]
 
         else:
-            ddb = boto3.client("dynamodb")
+            ddb = self.aws.client("dynamodb")
 
             def count(result: RunResult) -> int:
                 return ddb.describe_table(TableName=stack.names.table)["Table"]["ItemCount"]
@@ -253,13 +257,11 @@ class Bench:
     def ingestion_event(self, stack, facts: data.CsvFacts) -> Path:
         """Upload the CSV to uploads/ and collect what S3 sent to the ingest queue, as the SQS event
         Lambda would deliver (moto sends the notification on put_object)."""
-        import boto3
-
         import pipeline_config as config
 
         key = f"{config.prefixes()['uploads']}bench/{facts.path.name}"
         with facts.path.open("rb") as body:
-            boto3.client("s3").put_object(Bucket=stack.names.bucket, Key=key, Body=body)
+            self.aws.client("s3").put_object(Bucket=stack.names.bucket, Key=key, Body=body)
         event = sqs_event(stack, expect_key=key)
         path = self.out / "runs" / f"sqs-event-{facts.path.stem}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -282,8 +284,6 @@ class Bench:
     def stream_run(
         self, contender: str, events_path: Path, records: int, batch: int, endpoint: str, latency_ms: float, rep: int
     ) -> None:
-        import boto3
-
         import pipeline_config as config
 
         stack = self.fresh_stack()
@@ -300,7 +300,7 @@ class Bench:
                 return by_prefix.get(f"{stack.names.bucket}/{prefix}", 0)
 
         else:
-            s3 = boto3.client("s3")
+            s3 = self.aws.client("s3")
 
             def count(result: RunResult) -> int:
                 pages = s3.get_paginator("list_objects_v2").paginate(Bucket=stack.names.bucket, Prefix=prefix)
@@ -406,7 +406,7 @@ def sqs_event(stack, expect_key: str, timeout_s: float = 30.0) -> dict[str, Any]
     event Lambda delivers (local.sqs_poller shapes it)."""
     from local.sqs_poller import SqsPoller
 
-    poller = SqsPoller(stack.event_source("ingestarTickets"), handler=None)
+    poller = SqsPoller(stack.event_source("ingestarTickets"), handler=None, aws=stack.aws)
     name = expect_key.rsplit("/", 1)[-1]
     messages: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout_s
@@ -422,7 +422,7 @@ def read_stream_records(stack) -> list[dict[str, Any]]:
     """All records of the table's stream, shaped as in the Lambda DynamoDB Streams event."""
     from local.stream_poller import read_lambda_records
 
-    return read_lambda_records(stack.table_stream_arn)
+    return read_lambda_records(stack.aws, stack.table_stream_arn)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -1,7 +1,8 @@
 """One contender run, in its own process: ``python -m bench.worker SPEC.json RESULT.json``.
 
-The parent (bench.run) prepares the server state and the inputs, then starts this process with boto3
-pointed at the benchmark endpoint (moto directly, or the latency proxy). Only the contender's work is
+The parent (bench.run) prepares the server state and the inputs, then starts this process with the benchmark
+endpoint (moto directly, or the latency proxy) in the spec (``endpoint_url``: our functions get it through their
+AwsClients) and in the process environment (for the third-party baselines). Only the contender's work is
 timed; imports and client creation happen first, as in a warm Lambda container. The result holds
 wall time, process CPU time (user + system, all threads) of the timed part, and the process's peak
 RSS (VmHWM: includes the interpreter and the imports, like a Lambda's "Max Memory Used").
@@ -43,17 +44,27 @@ def _row_items(csv_path: str, max_rows: int | None = None):
 # ---- ingestion contenders: prepare() untimed, then run() timed -------------------------------------
 
 
-def ingestion_ours(spec: dict[str, Any]):
-    from lambdas.adapters import clients
-    from lambdas.ingestion import handler as ingestion
+def _clients(spec: dict[str, Any]):
+    from lambdas.adapters.clients import AwsClients
 
-    clients.client("s3")
-    clients.hot_client("dynamodb")  # the BatchWriteItem client (a warm container has it already)
+    return AwsClients(endpoint_url=spec["endpoint_url"])  # region and credentials: this process's environment
+
+
+def ingestion_ours(spec: dict[str, Any]):
+    import os
+
+    from lambdas.ingestion import handler as ingestion
+    from lambdas.shared.settings import IngestionSettings
+
+    aws = _clients(spec)
+    aws.client("s3")
+    aws.hot_client("dynamodb")  # the TransactWriteItems client (a warm container has it already)
+    handler = ingestion.build_handler(IngestionSettings.from_env(os.environ), aws)
     event = json.loads(Path(spec["event_path"]).read_text(encoding="utf-8"))
     context = _context("ingestion")
 
     def run() -> dict[str, Any]:
-        response = ingestion.handler(event, context)
+        response = handler(event, context)
         failures = (response or {}).get("batchItemFailures", [])
         if failures:
             raise RuntimeError(f"ingestion handler reported failed messages: {failures}")
@@ -111,18 +122,22 @@ def ingestion_wrangler(spec: dict[str, Any]):
 
 
 def stream_ours(spec: dict[str, Any]):
-    from lambdas.adapters import clients
+    import os
+
+    from lambdas.shared.settings import StreamSettings
     from lambdas.stream import handler as stream
 
+    aws = _clients(spec)
     for service in ("s3", "glue"):
-        clients.client(service)
-    clients.hot_client("s3")  # the PutObject client (a warm container has it already)
+        aws.client(service)
+    aws.hot_client("s3")  # the PutObject client (a warm container has it already)
+    handler = stream.build_handler(StreamSettings.from_env(os.environ), aws)
     events = json.loads(Path(spec["events_path"]).read_text(encoding="utf-8"))
     context = _context("stream")
 
     def run() -> dict[str, Any]:
         for event in events:
-            response = stream.handler(event, context)
+            response = handler(event, context)
             failures = (response or {}).get("batchItemFailures", [])
             if failures:
                 raise RuntimeError(f"stream handler reported {len(failures)} failed records: {failures[:3]}")

@@ -28,7 +28,7 @@ Dialect gaps fixed here, not in the SQL (see docs/athena.md and ../shared notes)
   a lateral subquery that expands the struct.
 Anything sqlglot cannot parse raises :class:`LocalQueryError` naming the query.
 
-API: ``LocalAthena(bucket, prefix).run(name, tenant_id=…, date_from=…, date_to=…) -> QueryResult``.
+API: ``LocalAthena(bucket, prefix, aws=clients).run(name, tenant_id=…, date_from=…, date_to=…) -> QueryResult``.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ import sqlglot
 from sqlglot import exp
 
 import pipeline_config as config
+from lambdas.adapters.clients import AwsClients
 from lambdas.domain import compaction, keys, queries
 
 TABLE = "compras_json"
@@ -259,7 +260,7 @@ def transpile(athena_sql: str) -> str:
 class LocalAthena:
     """DuckDB over the exported documents of one bucket/prefix, with the views of athena-queries.sql.
 
-    Objects come from S3 (``bucket``; read on the first query, again after :meth:`refresh`) or from
+    Objects come from S3 (``bucket``, through ``aws``; read on the first query, again after :meth:`refresh`) or from
     :meth:`load_objects` (tests). ``queries`` defaults to the repository's athena-queries.sql.
     """
 
@@ -269,12 +270,13 @@ class LocalAthena:
         prefix: str | None = None,
         *,
         query_file: queries.QueryFile | None = None,
-        s3_client: Any = None,
+        aws: AwsClients | None = None,
     ) -> None:
         self.bucket = bucket
         self.prefix = prefix if prefix is not None else config.prefixes()["compras"]
         self.query_file = query_file or queries.load()
-        self._s3 = s3_client
+        self._aws = aws
+        self._s3: Any = None
         self._dir = Path(tempfile.mkdtemp(prefix="local-athena-"))
         self._con = duckdb.connect()
         self._con.execute("SET integer_division = true")
@@ -305,9 +307,9 @@ class LocalAthena:
 
     def _client(self) -> Any:
         if self._s3 is None:
-            from lambdas.adapters.clients import client
-
-            self._s3 = client("s3")
+            if self._aws is None:
+                raise LocalQueryError("this runner reads a bucket: give it the clients of its stand-in (aws=...)")
+            self._s3 = self._aws.client("s3")
         return self._s3
 
     def _download(self) -> Iterator[tuple[str, bytes]]:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pipeline_config as config
-from lambdas.adapters.clients import client
+from lambdas.adapters.clients import AwsClients
 from lambdas.compaction.service import S3StateStore
 from lambdas.domain import compaction
 from local.athena_duckdb import ICEBERG_TABLE, SNAPSHOT_POINTER, LocalAthena, iceberg_prefix
@@ -47,8 +47,8 @@ def table_names(bucket: str) -> compaction.TableNames:
     )
 
 
-def state_store(bucket: str) -> S3StateStore:
-    return S3StateStore(bucket, config.prefixes()["compaction"])
+def state_store(aws: AwsClients, bucket: str) -> S3StateStore:
+    return S3StateStore(aws, bucket, config.prefixes()["compaction"])
 
 
 @dataclass
@@ -56,6 +56,7 @@ class DuckDbEngine:
     """Executes the maintenance statements on a LocalAthena loaded from the bucket (JSON + last snapshot)."""
 
     athena: LocalAthena
+    aws: AwsClients
     bucket: str
     glue_database: str | None = None
     changed_rows: dict[str, int] = field(default_factory=dict)
@@ -76,7 +77,7 @@ class DuckDbEngine:
 
     def register_table(self) -> None:
         """What Athena's CREATE TABLE … 'table_type'='ICEBERG' leaves in Glue (moto keeps it for the checks)."""
-        glue = client("glue")
+        glue = self.aws.client("glue")
         try:
             glue.get_table(DatabaseName=self.glue_database, Name=ICEBERG_TABLE)
             return
@@ -98,7 +99,7 @@ class DuckDbEngine:
 
     def commit(self) -> None:
         """Write the table as a new snapshot, then point the table at it (the commit)."""
-        s3 = client("s3")
+        s3 = self.aws.client("s3")
         snapshot_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"
         data_prefix = f"{iceberg_prefix()}data/{snapshot_id}/"
         with tempfile.TemporaryDirectory(prefix="local-iceberg-") as tmp:
@@ -125,8 +126,8 @@ class DuckDbEngine:
 
     def vacuum(self) -> int:
         """Delete the data files no longer referenced by the current snapshot; how many."""
-        s3 = client("s3")
-        current = current_snapshot(self.bucket)
+        s3 = self.aws.client("s3")
+        current = current_snapshot(self.aws, self.bucket)
         keep = {f["key"] for f in current["files"]} if current else set()
         paginator = s3.get_paginator("list_objects_v2")
         doomed = [
@@ -141,9 +142,9 @@ class DuckDbEngine:
         return len(doomed)
 
 
-def current_snapshot(bucket: str) -> dict[str, Any] | None:
+def current_snapshot(aws: AwsClients, bucket: str) -> dict[str, Any] | None:
     """The pointer of the last committed local snapshot, or None."""
-    s3 = client("s3")
+    s3 = aws.client("s3")
     try:
         body = s3.get_object(Bucket=bucket, Key=iceberg_prefix() + SNAPSHOT_POINTER)["Body"].read()
     except s3.exceptions.NoSuchKey:
@@ -152,6 +153,7 @@ def current_snapshot(bucket: str) -> dict[str, Any] | None:
 
 
 def run(
+    aws: AwsClients,
     bucket: str,
     *,
     now: datetime | None = None,
@@ -166,12 +168,12 @@ def run(
     table in that Glue database, as Athena's DDL does.
     """
     run_settings = compaction.CompactionSettings.from_env(environment) if environment else settings()
-    with LocalAthena(bucket, config.prefixes()["compras"]) as athena:
+    with LocalAthena(bucket, config.prefixes()["compras"], aws=aws) as athena:
         athena.refresh()
-        engine = DuckDbEngine(athena, bucket, glue_database)
+        engine = DuckDbEngine(athena, aws, bucket, glue_database)
         result = compaction.run_maintenance(
             engine,
-            state_store(bucket),
+            state_store(aws, bucket),
             settings=run_settings,
             names=table_names(bucket),
             catalog_columns=config.catalog()["columns"],

@@ -101,12 +101,12 @@ def print_report(pipeline: Any) -> None:
     print(f"   (any tenant and range: python -m local.report --tenant {tenant} --from {first} --to {last})")
 
 
-def _stack(progress: Any, lambda_log: Any) -> Any:
+def _stack(aws: Any, progress: Any, lambda_log: Any) -> Any:
     from local.pipeline import LocalPipeline
     from local.stack import create_stack
 
     progress(f"deploying the packaged serverless.yml (stage {STAGE!r}) into moto's CloudFormation ...")
-    stack = create_stack(STAGE, progress=progress)
+    stack = create_stack(aws.clients, STAGE, progress=progress)
     progress(f"Lambda logs and EMF metrics (JSON, as in CloudWatch) go to {lambda_log.name}")
     return LocalPipeline(stack, progress=progress, lambda_log=lambda_log)
 
@@ -130,7 +130,7 @@ def run_demo(sample: Path, corrections: Path | None, port: int = 0) -> int:
     started = time.monotonic()
     with local_aws(port=port) as aws, _lambda_log() as lambda_log:
         print(f"local AWS (moto) listening on {aws.endpoint_url}")
-        pipeline = _stack(progress, lambda_log)
+        pipeline = _stack(aws, progress, lambda_log)
         pipeline.upload(sample)
         pipeline.run_until_idle()
         pipeline.compact()  # the first scheduled compactarCompras run: a full MERGE
@@ -158,7 +158,7 @@ def serve(port: int, sample: Path | None, poll_seconds: float = 1.0) -> int:
         print(f"[{dt.datetime.now():%H:%M:%S}] {message}", file=out, flush=True)
 
     with local_aws(port=port) as aws, _lambda_log() as lambda_log:
-        pipeline = _stack(progress, lambda_log)
+        pipeline = _stack(aws, progress, lambda_log)
         bucket = pipeline.names.bucket
         prefixes = pipeline.prefixes
         endpoint = aws.endpoint_url

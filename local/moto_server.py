@@ -1,13 +1,14 @@
 """An embedded AWS stand-in: moto in server mode, a real HTTP endpoint boto3 talks to.
 
-The handlers need no endpoint logic: boto3 honours AWS_ENDPOINT_URL, which `environment()` sets.
-moto's state is process-wide, so `reset()` (POST /moto-api/reset) is how tests start clean.
+Code reaches it through ``LocalAws.clients`` (lambdas.adapters.clients.AwsClients with this endpoint, region and
+moto's fake credentials), passed explicitly to the functions' composition roots and to the local tools: nothing
+is pointed at the stand-in through the process environment. moto's state is process-wide, so ``reset()``
+(POST /moto-api/reset) is how tests start clean.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import warnings
 from collections.abc import Iterator
@@ -16,11 +17,9 @@ from typing import Any
 
 import requests
 
-FAKE_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",  # moto's well-known fake credentials
-    "AWS_SESSION_TOKEN": "testing",
-}
+from lambdas.adapters.clients import AwsClients, Credentials
+
+FAKE_CREDENTIALS = Credentials("testing", "testing", "testing")  # moto's well-known fake credentials
 MOTO_ACCOUNT_ID = "123456789012"
 
 
@@ -179,7 +178,7 @@ def reset_moto(endpoint_url: str, timeout: float = 60) -> None:
 
 
 class LocalAws:
-    """A running moto server and the environment that points boto3 at it."""
+    """A running moto server and the clients that talk to it (``clients``)."""
 
     def __init__(self, port: int = 0, host: str = "127.0.0.1", region: str = "us-east-1") -> None:
         from moto.server import ThreadedMotoServer
@@ -195,21 +194,16 @@ class LocalAws:
         bound_host, bound_port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{bound_host}:{bound_port}"
         self.port = bound_port
+        self.clients = self.new_clients()
 
-    def environment(self) -> dict[str, str]:
-        return {
-            **FAKE_CREDENTIALS,
-            "AWS_ENDPOINT_URL": self.endpoint_url,
-            "AWS_DEFAULT_REGION": self.region,
-            "AWS_REGION": self.region,
-            "AWS_EC2_METADATA_DISABLED": "true",
-        }
-
-    def apply_environment(self) -> None:
-        os.environ.update(self.environment())
+    def new_clients(self) -> AwsClients:
+        """Clients of this server (new boto3 clients: nothing registered on earlier ones carries over)."""
+        return AwsClients(endpoint_url=self.endpoint_url, region=self.region, credentials=FAKE_CREDENTIALS)
 
     def reset(self) -> None:
+        """Clear the server's state and start on new clients."""
         reset_moto(self.endpoint_url)
+        self.clients = self.new_clients()
 
     def stop(self) -> None:
         self._server.stop()
@@ -217,19 +211,9 @@ class LocalAws:
 
 @contextmanager
 def local_aws(port: int = 0, region: str = "us-east-1") -> Iterator[LocalAws]:
+    """A moto server for the duration of the block (stopped after it)."""
     aws = LocalAws(port=port, region=region)
-    from lambdas.adapters.clients import reset_clients
-
-    saved = {k: os.environ.get(k) for k in aws.environment()}
-    aws.apply_environment()
-    reset_clients()  # the shared clients must talk to this server, not to one started before
     try:
         yield aws
     finally:
         aws.stop()
-        reset_clients()  # ... nor keep pointing at this one once it is gone
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value

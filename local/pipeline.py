@@ -10,7 +10,7 @@ Used by local/demo.py (`make demo`, `make serve`), tests/local/test_pipeline.py 
 
 API::
 
-    pipeline = LocalPipeline(stack)                 # stack = local.stack.create_stack(stage)
+    pipeline = LocalPipeline(stack)                 # stack = local.stack.create_stack(aws.clients, stage)
     pipeline.upload(Path("tickets.csv"))            # -> uploads/tickets.csv
     pipeline.run_until_idle()                       # both pollers until nothing is left to do
     pipeline.delete_purchase("madrid-centro", "B000012")   # a removal (REMOVE record)
@@ -22,6 +22,8 @@ API::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import importlib
 import json
 import logging
 import os
@@ -31,14 +33,42 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from lambdas.adapters import glue, s3
-from lambdas.adapters.clients import client
-from lambdas.shared.settings import IngestionSettings, StreamSettings
+from lambdas.shared.settings import (
+    CompactionFunctionSettings,
+    IngestionSettings,
+    ReportSettings,
+    StreamSettings,
+)
 from local.athena_duckdb import LocalAthena
 from local.sqs_poller import SqsPoller
-from local.stack import INGESTION, STREAM, LocalStack
+from local.stack import COMPACTION, INGESTION, REPORT, STREAM, LocalStack
 from local.stream_poller import StreamPoller
 
 Progress = Callable[[str], None]
+Handler = Callable[[Any, Any], Any]
+
+# Each function's handler module (its build_handler composition root) and settings type.
+FUNCTIONS: dict[str, tuple[str, Any]] = {
+    INGESTION: ("lambdas.ingestion.handler", IngestionSettings),
+    STREAM: ("lambdas.stream.handler", StreamSettings),
+    REPORT: ("lambdas.report.handler", ReportSettings),
+    COMPACTION: ("lambdas.compaction.handler", CompactionFunctionSettings),
+}
+
+
+def function_settings(stack: LocalStack, key: str, **changes: Any) -> Any:
+    """The settings object of the deployed function ``key``, parsed from its environment as on Lambda; ``changes``
+    replace fields (a test's tuning, e.g. ``max_write_attempts=2``)."""
+    settings = FUNCTIONS[key][1].from_env(stack.lambda_environment(key))
+    return dataclasses.replace(settings, **changes) if changes else settings
+
+
+def build_function(stack: LocalStack, key: str, **changes: Any) -> Handler:
+    """The function ``key`` of the stack as Lambda would build it on a cold start: its composition root
+    (``build_handler``) with the deployed function's settings (``function_settings``) and the clients of the
+    stand-in (``stack.aws``). Nothing is read from, or written to, this process's environment."""
+    module = importlib.import_module(FUNCTIONS[key][0])
+    return module.build_handler(function_settings(stack, key, **changes), stack.aws)
 
 
 @dataclass
@@ -94,10 +124,9 @@ class LocalPipeline:
         self.stack = stack
         self.lambda_log = lambda_log
         self.names = stack.names
-        # Each function built by its composition root from the deployed function's environment (as Lambda
-        # would build it on a cold start): nothing is read from, or written to, this process's environment.
-        ingestion_settings = IngestionSettings.from_env(stack.lambda_environment(INGESTION))
-        stream_settings = StreamSettings.from_env(stack.lambda_environment(STREAM))
+        self.aws = stack.aws
+        ingestion_settings = function_settings(stack, INGESTION)
+        stream_settings = function_settings(stack, STREAM)
         self.prefixes = {
             "uploads": ingestion_settings.uploads_prefix,
             "ingestReports": ingestion_settings.ingest_reports_prefix,
@@ -109,17 +138,15 @@ class LocalPipeline:
         for name, value in stack.lambda_environment(INGESTION).items():
             if name.startswith("POWERTOOLS_"):
                 os.environ.setdefault(name, value)
-        from lambdas.ingestion import handler as ingestion_handler
-        from lambdas.stream import handler as stream_handler
-
         self.sqs_poller = SqsPoller(
             stack.event_source(INGESTION),
-            ingestion_handler.build_handler(ingestion_settings),
+            build_function(stack, INGESTION),
             # Local shortcut: a failed message reappears after 1 s instead of the queue's visibility timeout
             # (30 min), so retries and the redrive to the DLQ happen while you watch.
             retry_visibility_seconds=1,
+            aws=stack.aws,
         )
-        self.stream_poller = StreamPoller(stack.event_source(STREAM), stream_handler.build_handler(stream_settings))
+        self.stream_poller = StreamPoller(stack.event_source(STREAM), build_function(stack, STREAM), aws=stack.aws)
 
     # --- input ------------------------------------------------------------------------------------------------
 
@@ -128,13 +155,13 @@ class LocalPipeline:
         body = source if isinstance(source, bytes) else Path(source).read_bytes()
         file_name = name or (Path(source).name if not isinstance(source, bytes) else "upload.csv")
         key = f"{self.prefixes['uploads']}{file_name}"
-        client("s3").put_object(Bucket=self.names.bucket, Key=key, Body=body)
+        self.aws.client("s3").put_object(Bucket=self.names.bucket, Key=key, Body=body)
         self.progress(f"uploaded s3://{self.names.bucket}/{key} ({len(body):,} bytes)")
         return key
 
     def delete_purchase(self, tenant_id: str, compra_id: str) -> None:
         """Delete one purchase from the table, as a user or an operator would (the stream exports a REMOVE)."""
-        client("dynamodb").delete_item(
+        self.aws.client("dynamodb").delete_item(
             TableName=self.names.table,
             Key={"tenant_id": {"S": tenant_id}, "compra_id": {"S": compra_id}},
         )
@@ -199,7 +226,7 @@ class LocalPipeline:
     # --- results ----------------------------------------------------------------------------------------------
 
     def file_reports(self) -> list[FileReport]:
-        s3 = client("s3")
+        s3 = self.aws.client("s3")
         reports = []
         paginator = s3.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.names.bucket, Prefix=self.prefixes["ingestReports"]):
@@ -222,18 +249,18 @@ class LocalPipeline:
         return reports
 
     def _queue_depth(self, url: str) -> int:
-        attributes = client("sqs").get_queue_attributes(
+        attributes = self.aws.client("sqs").get_queue_attributes(
             QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
         )["Attributes"]
         return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
 
     def summary(self) -> Summary:
         table_count = 0
-        paginator = client("dynamodb").get_paginator("scan")
+        paginator = self.aws.client("dynamodb").get_paginator("scan")
         for page in paginator.paginate(TableName=self.names.table, Select="COUNT"):
             table_count += page["Count"]
-        in_s3 = s3.document_partitions(self.names.bucket, self.prefixes["compras"])
-        glue_partitions = glue.get_partitions(self.names.glue_database, self.names.glue_table)
+        in_s3 = s3.document_partitions(self.aws, self.names.bucket, self.prefixes["compras"])
+        glue_partitions = glue.get_partitions(self.aws, self.names.glue_database, self.names.glue_table)
         return Summary(
             files=self.file_reports(),
             purchases_in_table=table_count,
@@ -247,15 +274,15 @@ class LocalPipeline:
     def compact(self, *, full: bool = False) -> Any:
         """One compactarCompras run (local.compaction: same plan, state and MERGE SQL, on DuckDB + Parquet)."""
         from local import compaction
-        from local.stack import COMPACTION
 
         result, engine = compaction.run(
+            self.aws,
             self.names.bucket,
             force_full=full,
             glue_database=self.names.glue_database,
             environment=self.stack.lambda_environment(COMPACTION),
         )
-        snapshot = compaction.current_snapshot(self.names.bucket) or {"rows": 0, "files": []}
+        snapshot = compaction.current_snapshot(self.aws, self.names.bucket) or {"rows": 0, "files": []}
         self.progress(
             f"compactarCompras: {result.plan.mode} merge ({engine.changed_rows.get('merge', 0)} row(s) changed), "
             f"then {', '.join(s.step for s in result.steps if s.step not in ('create', 'merge')) or 'nothing else'}; "
@@ -265,4 +292,4 @@ class LocalPipeline:
 
     def athena(self) -> LocalAthena:
         """A local Athena over the documents written so far (call .refresh() to see later ones)."""
-        return LocalAthena(self.names.bucket, self.prefixes["compras"])
+        return LocalAthena(self.names.bucket, self.prefixes["compras"], aws=self.aws)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pipeline_config as config
+from lambdas.adapters.clients import AwsClients
 from lambdas.domain import report
 from local.tables import format_table
 
@@ -165,8 +166,8 @@ def report_from_pipeline(request: report.ReportRequest, csvs: Sequence[Path]) ->
     def progress(message: str) -> None:
         print(f"  · {message}", file=sys.stderr, flush=True)
 
-    with local_aws():
-        pipeline = LocalPipeline(create_stack("local"), progress=progress)
+    with local_aws() as aws:
+        pipeline = LocalPipeline(create_stack(aws.clients, "local"), progress=progress)
         for csv in csvs:
             pipeline.upload(csv)
             pipeline.run_until_idle()
@@ -175,30 +176,30 @@ def report_from_pipeline(request: report.ReportRequest, csvs: Sequence[Path]) ->
             return report.generate_report(request, LocalRunner(athena), generated_at=datetime.now(UTC))
 
 
-def _names(stage: str) -> config.StackNames:
-    import boto3
-
-    region = config.raw_config()["region"]
-    account_id = boto3.client("sts", region_name=region).get_caller_identity()["Account"]
-    return config.stack_names(stage, account_id=account_id, region=region)
+def _names(aws: AwsClients, stage: str) -> config.StackNames:
+    account_id = aws.client("sts").get_caller_identity()["Account"]
+    return config.stack_names(stage, account_id=account_id, region=aws.region or config.raw_config()["region"])
 
 
-def report_from_bucket(request: report.ReportRequest, stage: str) -> dict[str, Any]:
-    """DuckDB over the documents in the stage's bucket (AWS_ENDPOINT_URL points at the stack)."""
+def report_from_bucket(aws: AwsClients, request: report.ReportRequest, stage: str) -> dict[str, Any]:
+    """DuckDB over the documents in the stage's bucket (``aws``: the clients of the stack's endpoint)."""
     from local.athena_duckdb import LocalAthena
 
-    names = _names(stage)
-    with LocalAthena(names.bucket, config.prefixes()["compras"]) as athena:
+    names = _names(aws, stage)
+    with LocalAthena(names.bucket, config.prefixes()["compras"], aws=aws) as athena:
         return report.generate_report(request, LocalRunner(athena), generated_at=datetime.now(UTC))
 
 
-def report_from_athena(request: report.ReportRequest, stage: str, timeout_seconds: float) -> dict[str, Any]:
+def report_from_athena(
+    aws: AwsClients, request: report.ReportRequest, stage: str, timeout_seconds: float
+) -> dict[str, Any]:
     """Athena in the stage's workgroup, with the stage's Glue database."""
     from lambdas.adapters.athena import AthenaRunner
     from lambdas.domain import queries
 
-    names = _names(stage)
+    names = _names(aws, stage)
     runner = AthenaRunner(
+        aws,
         query_file=queries.load(),
         workgroup=names.athena_workgroup,
         database=names.glue_database,
@@ -240,17 +241,12 @@ def main(argv: list[str] | None = None) -> int:
     except report.ReportParameterError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if args.endpoint_url:
-        import os
-
-        from lambdas.adapters.clients import reset_clients
-
-        os.environ["AWS_ENDPOINT_URL"] = args.endpoint_url
-        reset_clients()
+    # The stage's endpoint (None: AWS) and the config's region; credentials from boto3's usual chain.
+    aws = AwsClients(endpoint_url=args.endpoint_url, region=config.raw_config()["region"])
     if args.athena:
-        document = report_from_athena(request, args.stage or "dev", args.timeout)
+        document = report_from_athena(aws, request, args.stage or "dev", args.timeout)
     elif args.endpoint_url:
-        document = report_from_bucket(request, args.stage or "local")
+        document = report_from_bucket(aws, request, args.stage or "local")
     else:
         missing = [str(p) for p in (args.csv or []) if not p.is_file()]
         if missing:

@@ -18,7 +18,7 @@ and timeout in the context:
 
 Usage::
 
-    poller = SqsPoller(stack.event_source("ingestarTickets"), handler, retry_visibility_seconds=0)
+    poller = SqsPoller(stack.event_source("ingestarTickets"), handler, retry_visibility_seconds=0, aws=stack.aws)
     stats = poller.run_until_idle()
 """
 
@@ -29,8 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
-
+from lambdas.adapters.clients import AwsClients
 from local.lambda_context import LocalLambdaContext
 
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -64,10 +63,10 @@ class SqsPoller:
         *,
         batch_size: int | None = None,
         retry_visibility_seconds: int | None = None,
-        sqs: Any = None,
+        aws: AwsClients,
     ) -> None:
         """``source``: the SQS event source mapping (local.stack.EventSourceMapping); ``batch_size`` overrides
-        its BatchSize."""
+        its BatchSize; ``aws``: the clients of the stand-in the queue lives in (local.stack.LocalStack.aws)."""
         self.source = source
         self.function = source.function
         self.queue_arn = source.source_arn
@@ -78,7 +77,7 @@ class SqsPoller:
         self.report_batch_item_failures = source.report_batch_item_failures
         self.retry_visibility_seconds = retry_visibility_seconds
         self.region = self.queue_arn.split(":")[3]
-        self.sqs = sqs or boto3.client("sqs", region_name=self.region)
+        self.sqs = aws.client("sqs")
         self.queue_url = self.sqs.get_queue_url(QueueName=self.queue_arn.rsplit(":", 1)[-1])["QueueUrl"]
 
     # -- one batch ------------------------------------------------------------------------------------

@@ -1,6 +1,9 @@
 """One stage on the local AWS stand-in: the packaged serverless.yml template, deployed into moto's CloudFormation.
 
-    stack = create_stack("local")        # package (cached) -> create_stack in moto -> fill the gaps -> describe
+    stack = create_stack(aws, "local")   # package (cached) -> create_stack in moto -> fill the gaps -> describe
+
+``aws`` (lambdas.adapters.clients.AwsClients) is how everything here reaches the stand-in (local.moto_server.LocalAws
+.clients); the resulting ``LocalStack.aws`` is what the local pipeline and the tests build the functions with.
 
 Nothing here describes a resource: the template (local/template.py packages it, offline) is the only description.
 moto's CloudFormation creates most of it for real (buckets, queues with their redrive policy, the table with its
@@ -28,10 +31,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-import boto3
 from botocore.exceptions import ClientError
 
 import pipeline_config as config
+from lambdas.adapters.clients import AwsClients
 from local.template import packaged_template
 
 # The serverless.yml function keys (`serverless logs -f <key>`); CloudFormation names them <Key>LambdaFunction.
@@ -81,6 +84,7 @@ class Deployment:
     account_id: str
     region: str
     stack_name: str
+    aws: AwsClients = field(repr=False, compare=False)
 
     def resource(self, logical_id: str) -> dict[str, Any]:
         return self.template["Resources"][logical_id]
@@ -177,9 +181,7 @@ class Deployment:
             if kind in arns:
                 return arns[kind]()
         if (kind, attribute) == ("AWS::DynamoDB::Table", "StreamArn"):
-            return boto3.client("dynamodb", region_name=region).describe_table(TableName=physical)["Table"][
-                "LatestStreamArn"
-            ]
+            return self.aws.client("dynamodb").describe_table(TableName=physical)["Table"]["LatestStreamArn"]
         if (kind, attribute) == ("AWS::SQS::Queue", "QueueName"):
             return physical.rsplit("/", 1)[-1]
         raise UnresolvableError(f"Fn::GetAtt {logical_id}.{attribute} ({kind}) is not resolved locally")
@@ -215,7 +217,7 @@ class Gap:
 
 
 def _client(service: str, deployment: Deployment) -> Any:
-    return boto3.client(service, region_name=deployment.region)
+    return deployment.aws.client(service)
 
 
 def _s3_exists(call: Callable[[], Any], missing: tuple[str, ...]) -> bool:
@@ -508,6 +510,7 @@ class LocalStack:
     stream_failure_queue_url: str
     stream_failure_queue_arn: str
     table_stream_arn: str
+    aws: AwsClients = field(repr=False, compare=False)  # the clients of the stand-in it is deployed in
     applied_gaps: tuple[str, ...] = ()
 
     def event_source(self, function_key: str) -> EventSourceMapping:
@@ -524,12 +527,12 @@ def _queue_url(sqs: Any, arn: str) -> str:
     return sqs.get_queue_url(QueueName=arn.rsplit(":", 1)[-1])["QueueUrl"]
 
 
-def deploy_template(template: dict[str, Any], stack_name: str, region: str) -> Deployment:
+def deploy_template(aws: AwsClients, template: dict[str, Any], stack_name: str, region: str) -> Deployment:
     """create_stack of `template` (event source mappings withheld) in moto; waits for CREATE_COMPLETE."""
     deployable = json.loads(json.dumps(template))
     for logical_id in [k for k, r in deployable["Resources"].items() if r["Type"] in WITHHELD]:
         del deployable["Resources"][logical_id]
-    cloudformation = boto3.client("cloudformation", region_name=region)
+    cloudformation = aws.client("cloudformation")
     cloudformation.create_stack(StackName=stack_name, TemplateBody=json.dumps(deployable), Capabilities=CAPABILITIES)
     deadline = time.monotonic() + 120
     while True:
@@ -547,8 +550,10 @@ def deploy_template(template: dict[str, Any], stack_name: str, region: str) -> D
         for summary in page["StackResourceSummaries"]:
             if summary.get("PhysicalResourceId") and summary["LogicalResourceId"]:
                 physical[summary["LogicalResourceId"]] = summary["PhysicalResourceId"]
-    account_id = boto3.client("sts", region_name=region).get_caller_identity()["Account"]
-    return Deployment(template=template, physical=physical, account_id=account_id, region=region, stack_name=stack_name)
+    account_id = aws.client("sts").get_caller_identity()["Account"]
+    return Deployment(
+        template=template, physical=physical, account_id=account_id, region=region, stack_name=stack_name, aws=aws
+    )
 
 
 def _functions(deployment: Deployment) -> dict[str, DeployedFunction]:
@@ -629,14 +634,15 @@ def describe(deployment: Deployment, stage: str, applied: list[str]) -> LocalSta
         stream_failure_queue_url=_queue_url(sqs, arn(STREAM_FAILURE_QUEUE, "Arn")),
         stream_failure_queue_arn=arn(STREAM_FAILURE_QUEUE, "Arn"),
         table_stream_arn=arn(PURCHASES_TABLE, "StreamArn"),
+        aws=deployment.aws,
         applied_gaps=tuple(applied),
     )
 
 
-def create_stack(stage: str = "local", region: str | None = None, *, progress: Any = None) -> LocalStack:
-    """Deploy the packaged template of `stage` into the moto server AWS_ENDPOINT_URL points at (see module doc)."""
-    region = region or config.raw_config()["region"]
+def create_stack(aws: AwsClients, stage: str = "local", *, progress: Any = None) -> LocalStack:
+    """Deploy the packaged template of `stage` into the moto server ``aws`` talks to (see module doc)."""
+    region = aws.region or config.raw_config()["region"]
     template = packaged_template(stage, progress=progress)
-    deployment = deploy_template(template, f"{config.raw_config()['service']}-{stage}", region)
+    deployment = deploy_template(aws, template, f"{config.raw_config()['service']}-{stage}", region)
     applied = fill_gaps(deployment)
     return describe(deployment, stage, applied)

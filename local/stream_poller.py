@@ -26,7 +26,7 @@ the deployed template's stream mapping (``LocalStack.event_source("actualizarCom
 
 API::
 
-    poller = StreamPoller(stack.event_source("actualizarComprasStream"), handler)
+    poller = StreamPoller(stack.event_source("actualizarComprasStream"), handler, aws=stack.aws)
     stats = poller.run_until_idle()
 """
 
@@ -43,8 +43,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
-
+from lambdas.adapters.clients import AwsClients
 from local.lambda_context import LocalLambdaContext
 
 log = logging.getLogger(__name__)
@@ -114,10 +113,10 @@ def to_lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
     }
 
 
-def read_lambda_records(stream_arn: str, *, page_limit: int = 1000) -> list[dict[str, Any]]:
+def read_lambda_records(aws: AwsClients, stream_arn: str, *, page_limit: int = 1000) -> list[dict[str, Any]]:
     """Every record now in the stream (all shards, from TRIM_HORIZON, in order), shaped as Lambda delivers them:
     what a test or a benchmark feeds a stream handler directly. The poller reads incrementally instead."""
-    streams = boto3.client("dynamodbstreams", region_name=stream_arn.split(":")[3])
+    streams = aws.client("dynamodbstreams")
     records: list[dict[str, Any]] = []
     for shard in streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]:
         iterator = streams.get_shard_iterator(
@@ -160,10 +159,12 @@ class StreamPoller:
         handler: Handler,
         settings: StreamPollerSettings | None = None,
         *,
+        aws: AwsClients,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """``source``: the stream's event source mapping (local.stack.EventSourceMapping): stream, function,
-        on-failure destination; ``settings`` overrides its properties (default: ``from_mapping(source)``)."""
+        on-failure destination; ``settings`` overrides its properties (default: ``from_mapping(source)``);
+        ``aws``: the clients of the stand-in the stream lives in (local.stack.LocalStack.aws)."""
         self.source = source
         self.function = source.function
         self.stream_arn = source.source_arn
@@ -173,8 +174,8 @@ class StreamPoller:
         self.function_arn = self.function.arn
         self.clock = clock
         self.stats = StreamPollerStats()
-        self._streams = boto3.client("dynamodbstreams", region_name=self.region)
-        self._sqs = boto3.client("sqs", region_name=self.region) if source.on_failure_arn else None
+        self._streams = aws.client("dynamodbstreams")
+        self._sqs = aws.client("sqs") if source.on_failure_arn else None
         self.failure_queue_url = (
             self._sqs.get_queue_url(QueueName=source.on_failure_arn.rsplit(":", 1)[-1])["QueueUrl"]
             if self._sqs is not None

@@ -18,32 +18,32 @@ def moto_server():
 
 
 @pytest.fixture
-def aws(moto_server, monkeypatch):
-    """A clean moto server with boto3 pointed at it through the environment."""
+def aws(moto_server):
+    """A clean moto server; ``aws.clients`` (new for each test) talks to it. Nothing is set in the environment."""
     moto_server.reset()
-    for key, value in moto_server.environment().items():
-        monkeypatch.setenv(key, value)
     yield moto_server
     moto_server.reset()
 
 
 @pytest.fixture
-def stack(aws, monkeypatch):
-    """The stage 'test': its packaged template deployed into moto (local/stack.py), and the deployed ingestion
-    function's environment set."""
+def stack(aws):
+    """The stage 'test': its packaged template deployed into moto (local/stack.py); ``stack.aws`` are the clients
+    its functions are built with (local.pipeline.build_function)."""
     from local.stack import create_stack
 
-    created = create_stack(stage="test")
-    for key, value in created.lambda_environment().items():
-        monkeypatch.setenv(key, value)
-    yield created
+    return create_stack(aws.clients, stage="test")
 
 
 @pytest.fixture(autouse=True)
 def fresh_lambda_containers(monkeypatch):
     """Every test starts on fresh Lambda containers: each function's entry point (``handler``) builds its function
-    again from the test's environment on the first event (what a cold start does)."""
-    for name in ("lambdas.ingestion.handler", "lambdas.stream.handler"):
+    again from the environment on the first event (what a cold start does)."""
+    for name in (
+        "lambdas.ingestion.handler",
+        "lambdas.stream.handler",
+        "lambdas.report.handler",
+        "lambdas.compaction.handler",
+    ):
         module = sys.modules.get(name)
         if module is not None:
             monkeypatch.setattr(module, "_handler", None)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 from datetime import UTC, datetime
 
-import boto3
 import pytest
 
 import verify_datacatalog
@@ -17,7 +16,7 @@ pytestmark = pytest.mark.integration
 DOCS = [("t1", "c1", "2024-05-01 10:00:00"), ("Tienda Ñ/2", "c2", "2024-05-02 11:00:00")]
 
 
-def put_document(bucket: str, tenant: str, compra: str, fecha: str, seq: str = "100") -> tuple[str, ...]:
+def put_document(stack, tenant: str, compra: str, fecha: str, seq: str = "100") -> tuple[str, ...]:
     key = keys.object_key(
         event_name="INSERT",
         tenant_id=tenant,
@@ -26,16 +25,26 @@ def put_document(bucket: str, tenant: str, compra: str, fecha: str, seq: str = "
         approximate_creation_time=datetime(2024, 6, 1, tzinfo=UTC),
         sequence_number=seq,
     )
-    boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=b'{"compra_id": "%s"}\n' % compra.encode())
+    stack.aws.client("s3").put_object(
+        Bucket=stack.names.bucket, Key=key, Body=b'{"compra_id": "%s"}\n' % compra.encode()
+    )
     return keys.partition_values(tenant, fecha)
 
 
 def register(stack, values: tuple[str, ...]) -> None:
     location = f"s3://{stack.names.bucket}/{keys.partition_prefix(*values)}"
-    result = glue.PartitionRegistry(stack.names.glue_database, stack.names.glue_table).ensure(
+    result = glue.PartitionRegistry(stack.aws, stack.names.glue_database, stack.names.glue_table).ensure(
         [glue.PartitionSpec(values, location)]
     )
     assert not result.failed
+
+
+@pytest.fixture(autouse=True)
+def cli_credentials(monkeypatch):
+    """The command line tool takes its credentials from boto3's usual chain (here: moto's fake ones); the endpoint
+    and region are its own options."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
 
 
 def run(aws, capsys, *extra: str) -> tuple[int, str]:
@@ -46,7 +55,7 @@ def run(aws, capsys, *extra: str) -> tuple[int, str]:
 @pytest.fixture
 def healthy(stack):
     for tenant, compra, fecha in DOCS:
-        register(stack, put_document(stack.names.bucket, tenant, compra, fecha))
+        register(stack, put_document(stack, tenant, compra, fecha))
     return stack
 
 
@@ -60,7 +69,7 @@ def test_healthy_catalog_passes(aws, healthy, capsys):
 
 
 def test_missing_partition_is_reported_and_repaired(aws, healthy, capsys):
-    values = put_document(healthy.names.bucket, "t1", "c9", "2024-05-09 08:00:00")
+    values = put_document(healthy, "t1", "c9", "2024-05-09 08:00:00")
     code, out = run(aws, capsys)
     assert code == 1
     assert "[FAIL] missing partition" in out and "tenant_id='t1' 2024-05-09: 1 documents" in out
@@ -69,7 +78,7 @@ def test_missing_partition_is_reported_and_repaired(aws, healthy, capsys):
     code, out = run(aws, capsys, "--repair")
     assert code == 0, out
     assert "registered 1 of 1 missing partitions" in out
-    partition = boto3.client("glue").get_partition(
+    partition = aws.clients.client("glue").get_partition(
         DatabaseName=healthy.names.glue_database, TableName=healthy.names.glue_table, PartitionValues=list(values)
     )["Partition"]
     assert partition["StorageDescriptor"]["Location"] == f"s3://{healthy.names.bucket}/compras/t1/2024/05/09/"
@@ -84,7 +93,7 @@ def test_orphaned_partition_is_reported(aws, healthy, capsys):
 
 
 def test_wrong_column_and_location_are_reported(aws, healthy, capsys):
-    client = boto3.client("glue")
+    client = aws.clients.client("glue")
     table = client.get_table(DatabaseName=healthy.names.glue_database, Name=healthy.names.glue_table)["Table"]
     table_input = {k: copy.deepcopy(table[k]) for k in ("Name", "StorageDescriptor", "PartitionKeys", "TableType")}
     columns = table_input["StorageDescriptor"]["Columns"]
@@ -100,7 +109,7 @@ def test_wrong_column_and_location_are_reported(aws, healthy, capsys):
 
 
 def test_unexpected_object_is_a_warning(aws, healthy, capsys):
-    boto3.client("s3").put_object(Bucket=healthy.names.bucket, Key="compras/stray.txt", Body=b"x")
+    aws.clients.client("s3").put_object(Bucket=healthy.names.bucket, Key="compras/stray.txt", Body=b"x")
     code, out = run(aws, capsys)
     assert code == 0, out
     assert "[WARN] unexpected object" in out and "compras/stray.txt" in out
@@ -117,7 +126,7 @@ def test_compacted_table_exists_has_the_schema_and_a_recent_merge(aws, healthy, 
 
     code, out = run(aws, capsys)
     assert code == 0 and "[WARN] iceberg table" in out and "the first compactarCompras run creates it" in out
-    compaction.run(healthy.names.bucket, glue_database=healthy.names.glue_database)
+    compaction.run(healthy.aws, healthy.names.bucket, glue_database=healthy.names.glue_database)
     code, out = run(aws, capsys)
     assert code == 0, out
     assert "[OK  ] iceberg table" in out and "table_type ICEBERG" in out
@@ -129,23 +138,25 @@ def test_stale_merge_and_missing_or_wrong_iceberg_table_fail(aws, healthy, capsy
     from lambdas.domain.compaction import CompactionState
     from local import compaction
 
-    compaction.run(healthy.names.bucket, glue_database=healthy.names.glue_database)
-    store = compaction.state_store(healthy.names.bucket)
+    compaction.run(healthy.aws, healthy.names.bucket, glue_database=healthy.names.glue_database)
+    store = compaction.state_store(healthy.aws, healthy.names.bucket)
     old = datetime(2024, 1, 1, tzinfo=UTC)
     store.save(CompactionState(recent_watermark=old, full_watermark=old, last_merge_at=old, merges=1))
     code, out = run(aws, capsys)
     assert code == 1 and "[FAIL] last merge" in out and "queries read stale data" in out
 
-    table = boto3.client("glue").get_table(DatabaseName=healthy.names.glue_database, Name="compras_iceberg")["Table"]
+    table = aws.clients.client("glue").get_table(DatabaseName=healthy.names.glue_database, Name="compras_iceberg")[
+        "Table"
+    ]
     descriptor = copy.deepcopy(table["StorageDescriptor"])
     descriptor["Columns"][0]["Type"] = "int"
-    boto3.client("glue").update_table(
+    aws.clients.client("glue").update_table(
         DatabaseName=healthy.names.glue_database,
         TableInput={"Name": "compras_iceberg", "Parameters": table["Parameters"], "StorageDescriptor": descriptor},
     )
     code, out = run(aws, capsys)
     assert "[FAIL] iceberg columns" in out and "'tenant_id' has type int" in out
 
-    boto3.client("glue").delete_table(DatabaseName=healthy.names.glue_database, Name="compras_iceberg")
+    aws.clients.client("glue").delete_table(DatabaseName=healthy.names.glue_database, Name="compras_iceberg")
     code, out = run(aws, capsys)
     assert code == 1 and "[FAIL] iceberg table" in out and "does not exist" in out

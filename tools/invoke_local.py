@@ -33,10 +33,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
-import boto3
 from botocore.exceptions import ClientError
 
 import pipeline_config as config
+from lambdas.adapters.clients import AwsClients
 
 ROOT = Path(__file__).resolve().parents[1]
 FUNCTIONS = {  # function name -> (config block, directory of its sample events, default sample)
@@ -60,13 +60,19 @@ class Stage:
     bucket: str
 
 
-def find_stage(stage: str, region: str | None = None) -> Stage:
+def stage_region(region: str | None = None) -> str:
+    """--region, else AWS_REGION / AWS_DEFAULT_REGION, else the region of config/pipeline.yml."""
+    environment = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    return region or environment or config.raw_config()["region"]
+
+
+def find_stage(aws: AwsClients, stage: str) -> Stage:
     """The deployed stage: its CloudFormation stack and the bucket it created (output DataBucketName)."""
     cfg = config.raw_config()
-    region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or cfg["region"]
+    region = aws.region or stage_region()
     stack_name = f"{cfg['service']}-{stage}"
     try:
-        (stack,) = boto3.client("cloudformation", region_name=region).describe_stacks(StackName=stack_name)["Stacks"]
+        (stack,) = aws.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
     except ClientError as exc:
         raise InvokeLocalError(
             f"stage {stage!r} is not deployed in {region} (stack {stack_name}: {exc.response['Error']['Message']}): "
@@ -75,17 +81,17 @@ def find_stage(stage: str, region: str | None = None) -> Stage:
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     if "DataBucketName" not in outputs:
         raise InvokeLocalError(f"stack {stack_name} has no DataBucketName output: is it this project's stack?")
-    account_id = boto3.client("sts", region_name=region).get_caller_identity()["Account"]
+    account_id = aws.client("sts").get_caller_identity()["Account"]
     return Stage(
         stage=stage, region=region, account_id=account_id, stack_name=stack_name, bucket=outputs["DataBucketName"]
     )
 
 
-def newest_upload(target: Stage) -> str:
+def newest_upload(aws: AwsClients, target: Stage) -> str:
     """The most recently modified uploads/*.csv of the stage's bucket."""
     prefixes = config.prefixes()
     newest: dict[str, Any] | None = None
-    paginator = boto3.client("s3", region_name=target.region).get_paginator("list_objects_v2")
+    paginator = aws.client("s3").get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=target.bucket, Prefix=prefixes["uploads"]):
         for item in page.get("Contents", []):
             if item["Key"].endswith(prefixes["uploadsSuffix"]) and (
@@ -109,10 +115,10 @@ def sample(function: str, name: str | None = None) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def ingestion_event(target: Stage, key: str, template: dict[str, Any]) -> dict[str, Any]:
+def ingestion_event(aws: AwsClients, target: Stage, key: str, template: dict[str, Any]) -> dict[str, Any]:
     """The sample SQS event with one S3 notification of s3://bucket/key (as S3 and SQS would send it)."""
     try:
-        head = boto3.client("s3", region_name=target.region).head_object(Bucket=target.bucket, Key=key)
+        head = aws.client("s3").head_object(Bucket=target.bucket, Key=key)
     except ClientError as exc:
         raise InvokeLocalError(
             f"s3://{target.bucket}/{key} cannot be read: {exc.response['Error']['Message']}"
@@ -136,12 +142,12 @@ def ingestion_event(target: Stage, key: str, template: dict[str, Any]) -> dict[s
     return event
 
 
-def build_event(function: str, target: Stage, options: argparse.Namespace) -> dict[str, Any]:
+def build_event(aws: AwsClients, function: str, target: Stage, options: argparse.Namespace) -> dict[str, Any]:
     template = sample(function, options.event)
     if function == "ingestarTickets" and "Records" in template and "body" in template["Records"][0]:
         body = json.loads(template["Records"][0]["body"])
         if "Records" in body:  # an S3 notification (not the s3:TestEvent sample): name a real object
-            return ingestion_event(target, options.key or newest_upload(target), template)
+            return ingestion_event(aws, target, options.key or newest_upload(aws, target), template)
     if function == "generarReporteCompras" and "tenant_id" in template:
         overrides = {"tenant_id": options.tenant, "from": options.date_from, "to": options.date_to}
         return {**template, **{k: v for k, v in overrides.items() if v}}
@@ -175,7 +181,8 @@ def command(function: str, stage: str, event_path: Path) -> tuple[list[str], dic
     return argv, env
 
 
-def main(argv: list[str] | None = None, out_dir: Path = OUT_DIR) -> int:
+def main(argv: list[str] | None = None, out_dir: Path = OUT_DIR, aws: AwsClients | None = None) -> int:
+    """``aws``: the clients that reach the stage (default: boto3's, in the stage's region)."""
     parser = argparse.ArgumentParser(prog="make invoke-local", description=__doc__.split("\n\n")[0])
     parser.add_argument("function", choices=sorted(FUNCTIONS))
     parser.add_argument("--stage", required=True)
@@ -191,8 +198,9 @@ def main(argv: list[str] | None = None, out_dir: Path = OUT_DIR) -> int:
         for needed, fix in ((ROOT / ".venv" / "bin" / "python3", "make setup"), (ROOT / "node_modules", "make setup")):
             if not needed.exists():
                 raise InvokeLocalError(f"{needed.relative_to(ROOT)} is missing: run `{fix}` first")
-        target = find_stage(options.stage, options.region)
-        event = build_event(options.function, target, options)
+        aws = aws or AwsClients(region=stage_region(options.region))
+        target = find_stage(aws, options.stage)
+        event = build_event(aws, options.function, target, options)
     except InvokeLocalError as error:
         print(f"invoke-local: {error}", file=sys.stderr)
         return 2

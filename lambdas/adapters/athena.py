@@ -17,7 +17,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from lambdas.adapters.clients import client
+from lambdas.adapters.clients import AwsClients
 
 if TYPE_CHECKING:  # sqlglot (imported by queries) ships only in the report function's package
     from lambdas.domain.queries import QueryFile
@@ -143,13 +143,14 @@ def rows_from_pages(pages: Sequence[dict[str, Any]] | Iterator[dict[str, Any]], 
 # ---------------------------------------------------------------------------------------------------- calls
 
 
-def workgroup_output_location(workgroup: str) -> str | None:
+def workgroup_output_location(aws: AwsClients, workgroup: str) -> str | None:
     """The result location the workgroup configures (None when it has none)."""
-    config = client("athena").get_work_group(WorkGroup=workgroup)["WorkGroup"].get("Configuration", {})
+    config = aws.client("athena").get_work_group(WorkGroup=workgroup)["WorkGroup"].get("Configuration", {})
     return config.get("ResultConfiguration", {}).get("OutputLocation")
 
 
 def start_query(
+    aws: AwsClients,
     sql: str,
     *,
     workgroup: str,
@@ -170,12 +171,13 @@ def start_query(
     }
     if execution_parameters:
         request["ExecutionParameters"] = list(execution_parameters)
-    if fallback_output_location and not workgroup_output_location(workgroup):
+    if fallback_output_location and not workgroup_output_location(aws, workgroup):
         request["ResultConfiguration"] = {"OutputLocation": fallback_output_location}
-    return client("athena").start_query_execution(**request)["QueryExecutionId"]
+    return aws.client("athena").start_query_execution(**request)["QueryExecutionId"]
 
 
 def wait_for_query(
+    aws: AwsClients,
     query_execution_id: str,
     *,
     timeout_seconds: float,
@@ -189,7 +191,7 @@ def wait_for_query(
     Raises AthenaQueryError for FAILED / CANCELLED (with Athena's StateChangeReason and error type), and
     AthenaQueryTimeout after asking Athena to stop the query when `timeout_seconds` pass first.
     """
-    athena = client("athena")
+    athena = aws.client("athena")
     deadline = monotonic() + timeout_seconds
     delays = (backoff or Backoff()).delays()
     while True:
@@ -221,24 +223,25 @@ def wait_for_query(
         sleep(min(next(delays), remaining))
 
 
-def _stop_quietly(query_execution_id: str) -> None:
+def _stop_quietly(aws: AwsClients, query_execution_id: str) -> None:
     """Ask Athena to stop a query we no longer need; a query that already ended cannot be stopped (ignored)."""
     with contextlib.suppress(Exception):  # best effort while another error is being raised
-        client("athena").stop_query_execution(QueryExecutionId=query_execution_id)
+        aws.client("athena").stop_query_execution(QueryExecutionId=query_execution_id)
 
 
 def _category(code: int | None) -> str:
     return {1: "system", 2: "user", 3: "other"}.get(code or 0, "unknown")
 
 
-def fetch_results(query_execution_id: str, *, has_header: bool = True, page_size: int = 1000):
+def fetch_results(aws: AwsClients, query_execution_id: str, *, has_header: bool = True, page_size: int = 1000):
     """Columns, types and typed rows of a finished query, every page of GetQueryResults."""
-    paginator = client("athena").get_paginator("get_query_results")
+    paginator = aws.client("athena").get_paginator("get_query_results")
     pages = paginator.paginate(QueryExecutionId=query_execution_id, PaginationConfig={"PageSize": page_size})
     return rows_from_pages(pages, has_header=has_header)
 
 
 def run_query(
+    aws: AwsClients,
     sql: str,
     *,
     workgroup: str,
@@ -252,6 +255,7 @@ def run_query(
 ) -> QueryResult:
     """Start, wait for and fetch one query."""
     query_execution_id = start_query(
+        aws,
         sql,
         workgroup=workgroup,
         database=database,
@@ -259,15 +263,15 @@ def run_query(
         fallback_output_location=fallback_output_location,
     )
     execution = wait_for_query(
-        query_execution_id, timeout_seconds=timeout_seconds, backoff=backoff, sleep=sleep, label=label
+        aws, query_execution_id, timeout_seconds=timeout_seconds, backoff=backoff, sleep=sleep, label=label
     )
-    return result_of(query_execution_id, execution)
+    return result_of(aws, query_execution_id, execution)
 
 
-def result_of(query_execution_id: str, execution: Mapping[str, Any]) -> QueryResult:
+def result_of(aws: AwsClients, query_execution_id: str, execution: Mapping[str, Any]) -> QueryResult:
     """The rows and statistics of a finished query (``execution`` is its QueryExecution)."""
     has_header = execution.get("StatementType", "DML") == "DML"
-    columns, types, rows = fetch_results(query_execution_id, has_header=has_header)
+    columns, types, rows = fetch_results(aws, query_execution_id, has_header=has_header)
     statistics = execution.get("Statistics", {})
     return QueryResult(
         query_execution_id=query_execution_id,
@@ -291,6 +295,7 @@ class AthenaRunner:
 
     def __init__(
         self,
+        aws: AwsClients,
         *,
         query_file: QueryFile,
         workgroup: str,
@@ -301,6 +306,7 @@ class AthenaRunner:
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.aws = aws
         self.query_file = query_file
         self.workgroup = workgroup
         self.database = database
@@ -325,6 +331,7 @@ class AthenaRunner:
                 (
                     name,
                     start_query(
+                        self.aws,
                         sql,
                         workgroup=self.workgroup,
                         database=self.database,
@@ -343,7 +350,7 @@ class AthenaRunner:
         except BaseException:
             for _, query_execution_id in started:
                 if query_execution_id not in finished:
-                    _stop_quietly(query_execution_id)
+                    _stop_quietly(self.aws, query_execution_id)
             raise
         return results
 
@@ -357,6 +364,7 @@ class AthenaRunner:
 
     def _finish(self, name: str, query_execution_id: str) -> QueryResult:
         execution = wait_for_query(
+            self.aws,
             query_execution_id,
             timeout_seconds=max(self.deadline - self.monotonic(), 0.0),
             backoff=self.backoff,
@@ -364,7 +372,7 @@ class AthenaRunner:
             monotonic=self.monotonic,
             label=f"query {name}",
         )
-        return result_of(query_execution_id, execution)
+        return result_of(self.aws, query_execution_id, execution)
 
     def run(self, name: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         from lambdas.domain.queries import QueryParams
@@ -372,6 +380,7 @@ class AthenaRunner:
         sql = self.query_file.bind(name, QueryParams.of(**params), inline_views=True)
         remaining = self._check_time_left(name)
         result = run_query(
+            self.aws,
             sql,
             workgroup=self.workgroup,
             database=self.database,

@@ -5,17 +5,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from lambdas.adapters.clients import client
+from lambdas.adapters.clients import AwsClients
 
 
 class InvokeError(RuntimeError):
     """Lambda did not accept an asynchronous invocation."""
 
 
-def invoke_async(function: str, payload: Any) -> None:
+def invoke_async(aws: AwsClients, function: str, payload: Any) -> None:
     """Queue one asynchronous invocation (InvocationType Event) of `function` (name or ARN) with `payload` as
     its JSON event. Lambda answers 202 once the event is queued; anything else raises InvokeError."""
-    response = client("lambda").invoke(
+    response = aws.client("lambda").invoke(
         FunctionName=function,
         InvocationType="Event",
         Payload=json.dumps(payload, ensure_ascii=False).encode("utf-8"),

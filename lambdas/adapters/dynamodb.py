@@ -4,7 +4,7 @@
   conditional on ``attribute_not_exists(source_order) OR source_order <= :order``: an item is never
   replaced by one from an older source (docs/operations.md, "Never stale"). BatchWriteItem cannot carry
   conditions; a transaction is the one multi-item write that can (it costs 2 write units per item).
-* Up to ``concurrency`` requests are in flight (a thread pool over the shared, thread-safe client).
+* Up to ``concurrency`` requests are in flight (a thread pool over the composition's thread-safe hot client).
 * A cancelled transaction says why per action: ``ConditionalCheckFailed`` means the table holds that
   purchase from a newer source (counted as superseded, not retried); ``ValidationError`` refuses that item
   for good (returned with DynamoDB's message); conflicts, throttling and the actions that were only
@@ -34,7 +34,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
-from lambdas.adapters.clients import PreparedList, hot_client
+from lambdas.adapters.clients import AwsClients, PreparedList
 from lambdas.domain.purchases import WriteOutcome
 
 MAX_ACTIONS = 100  # TransactWriteItems limit
@@ -97,12 +97,14 @@ class ConditionalWriter:
 
     def __init__(
         self,
+        aws: AwsClients,
         table_name: str,
         policy: WritePolicy | None = None,
         *,
         sleep: Callable[[float], None] = time.sleep,
         rand: Callable[[], float] = random.random,
     ) -> None:
+        self.aws = aws
         self.table_name = table_name
         self.policy = policy or WritePolicy()
         self._sleep = sleep
@@ -206,7 +208,7 @@ class ConditionalWriter:
         if self._client is None:
             # Once, here, before the pool's threads start: on a cold cache each of them would build its own
             # client on its first request, about 0.1 s of CPU each (measured in a fresh worker process).
-            self._client = hot_client("dynamodb")
+            self._client = self.aws.hot_client("dynamodb")
         self._slots.acquire()
         future = self._pool.submit(self._write, batch)
         future.add_done_callback(lambda _: self._slots.release())

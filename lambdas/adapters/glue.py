@@ -21,7 +21,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from lambdas.adapters.clients import client
+from lambdas.adapters.clients import AwsClients
 
 BATCH_LIMIT = 100  # BatchCreatePartition accepts at most 100 partitions per call
 GET_BATCH_LIMIT = 1000  # BatchGetPartition accepts at most 1,000 partitions per call
@@ -48,7 +48,8 @@ class EnsureResult:
 class PartitionRegistry:
     """Ensures partitions exist in one Glue table; thread-safe; one instance per container."""
 
-    def __init__(self, database: str, table: str) -> None:
+    def __init__(self, aws: AwsClients, database: str, table: str) -> None:
+        self.aws = aws
         self.database = database
         self.table = table
         self._seen: set[tuple[str, ...]] = set()  # partitions this container found or created (a hint only)
@@ -57,7 +58,7 @@ class PartitionRegistry:
 
     def _table_description(self) -> dict[str, Any]:
         if self._table is None:
-            self._table = client("glue").get_table(DatabaseName=self.database, Name=self.table)["Table"]
+            self._table = self.aws.client("glue").get_table(DatabaseName=self.database, Name=self.table)["Table"]
         return self._table
 
     def _partition_input(self, spec: PartitionSpec) -> dict[str, Any]:
@@ -109,7 +110,7 @@ class PartitionRegistry:
         found: set[tuple[str, ...]] = set()
         for start in range(0, len(values), GET_BATCH_LIMIT):
             chunk = values[start : start + GET_BATCH_LIMIT]
-            response = client("glue").batch_get_partition(
+            response = self.aws.client("glue").batch_get_partition(
                 DatabaseName=self.database,
                 TableName=self.table,
                 PartitionsToGet=[{"Values": list(v)} for v in chunk],
@@ -124,7 +125,7 @@ class PartitionRegistry:
     def _create(self, chunk: list[PartitionSpec], result: EnsureResult) -> None:
         try:
             inputs = [self._partition_input(spec) for spec in chunk]
-            response = client("glue").batch_create_partition(
+            response = self.aws.client("glue").batch_create_partition(
                 DatabaseName=self.database, TableName=self.table, PartitionInputList=inputs
             )
         except Exception as exc:
@@ -164,29 +165,29 @@ def _not_found(exc: Exception) -> bool:
 # -- catalog reads (verify_datacatalog.py, the local summary) -------------------------------------------------
 
 
-def get_database(name: str) -> dict[str, Any] | None:
+def get_database(aws: AwsClients, name: str) -> dict[str, Any] | None:
     """The database, or None when it does not exist."""
     try:
-        return client("glue").get_database(Name=name)["Database"]
+        return aws.client("glue").get_database(Name=name)["Database"]
     except ClientError as error:
         if error.response["Error"]["Code"] == "EntityNotFoundException":
             return None
         raise
 
 
-def get_table(database: str, table: str) -> dict[str, Any] | None:
+def get_table(aws: AwsClients, database: str, table: str) -> dict[str, Any] | None:
     """The table, or None when it (or its database) does not exist."""
     try:
-        return client("glue").get_table(DatabaseName=database, Name=table)["Table"]
+        return aws.client("glue").get_table(DatabaseName=database, Name=table)["Table"]
     except ClientError as error:
         if error.response["Error"]["Code"] == "EntityNotFoundException":
             return None
         raise
 
 
-def get_partitions(database: str, table: str) -> list[dict[str, Any]]:
+def get_partitions(aws: AwsClients, database: str, table: str) -> list[dict[str, Any]]:
     """Every partition of the table."""
-    paginator = client("glue").get_paginator("get_partitions")
+    paginator = aws.client("glue").get_paginator("get_partitions")
     return [
         partition
         for page in paginator.paginate(DatabaseName=database, TableName=table)
@@ -194,7 +195,7 @@ def get_partitions(database: str, table: str) -> list[dict[str, Any]]:
     ]
 
 
-def table_columns(database: str, table: str) -> list[dict[str, str]]:
+def table_columns(aws: AwsClients, database: str, table: str) -> list[dict[str, str]]:
     """The table's (non-partition) columns as Glue has them: [{"Name": ..., "Type": ...}]."""
-    description = client("glue").get_table(DatabaseName=database, Name=table)["Table"]
+    description = aws.client("glue").get_table(DatabaseName=database, Name=table)["Table"]
     return [{"Name": c["Name"], "Type": c["Type"]} for c in description["StorageDescriptor"]["Columns"]]

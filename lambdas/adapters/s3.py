@@ -1,4 +1,5 @@
-"""S3 adapter: small plain functions over the shared client (lambdas.adapters.clients)."""
+"""S3 adapter: small plain functions; each takes the composition's clients (lambdas.adapters.clients.AwsClients)
+first."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from lambdas.adapters.clients import client, hot_client, presigning_client
+from lambdas.adapters.clients import AwsClients
 from lambdas.adapters.s3_put import lean_put_object
 from lambdas.domain import keys
 from lambdas.shared.threads import run_each
@@ -21,6 +22,7 @@ class NotStarted(RuntimeError):
 
 
 def put_objects_parallel(
+    aws: AwsClients,
     bucket: str,
     objects: Sequence[tuple[str, bytes]],
     *,
@@ -43,7 +45,7 @@ def put_objects_parallel(
                 f"object to put must be (non-empty str key, bytes body), got ({key!r}, {type(body).__name__})"
             )
     # no botocore parameter validation (lambdas.adapters.clients); PutObject through the lean path (s3_put)
-    lean = lean_put_object(hot_client("s3"))
+    lean = lean_put_object(aws.hot_client("s3"))
 
     def put(item: tuple[str, bytes]) -> Exception | None:
         key, body = item
@@ -82,7 +84,7 @@ _GONE = frozenset({"NoSuchKey", "NoSuchVersion", "NoSuchBucket", "404", "MethodN
 
 
 def open_object(
-    bucket: str, key: str, *, version_id: str | None = None, chunk_size: int = READ_CHUNK_BYTES
+    aws: AwsClients, bucket: str, key: str, *, version_id: str | None = None, chunk_size: int = READ_CHUNK_BYTES
 ) -> tuple[ObjectInfo, Iterator[bytes]]:
     """GET one version of an object as a stream of byte chunks (nothing is downloaded up front, nothing
     goes to /tmp). ``version_id`` is the version the S3 notification announced: that exact version is read,
@@ -96,7 +98,7 @@ def open_object(
     if version_id and version_id != "null":
         params["VersionId"] = version_id
     try:
-        response = client("s3").get_object(**params)
+        response = aws.client("s3").get_object(**params)
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
@@ -123,21 +125,21 @@ def _chunks(body: Any, chunk_size: int) -> Iterator[bytes]:
         body.close()
 
 
-def put_object(bucket: str, key: str, body: bytes, *, content_type: str = "application/json") -> None:
+def put_object(aws: AwsClients, bucket: str, key: str, body: bytes, *, content_type: str = "application/json") -> None:
     """PUT one object (raises on failure, after botocore's retries)."""
-    client("s3").put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+    aws.client("s3").put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
 
 
-def put_json(bucket: str, key: str, document: Any) -> None:
+def put_json(aws: AwsClients, bucket: str, key: str, document: Any) -> None:
     """PUT a JSON document (UTF-8, non-ASCII kept; Decimal and datetime written as strings)."""
     body = json.dumps(document, ensure_ascii=False, indent=2, default=str).encode("utf-8")
-    client("s3").put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+    aws.client("s3").put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
 
 
-def get_json(bucket: str, key: str) -> Any | None:
+def get_json(aws: AwsClients, bucket: str, key: str) -> Any | None:
     """A JSON object's content, or None when the object does not exist."""
     try:
-        response = client("s3").get_object(Bucket=bucket, Key=key)
+        response = aws.client("s3").get_object(Bucket=bucket, Key=key)
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
             return None
@@ -145,10 +147,10 @@ def get_json(bucket: str, key: str) -> Any | None:
     return json.loads(response["Body"].read())
 
 
-def presigned_get_url(bucket: str, key: str, *, expires_in: int) -> str:
+def presigned_get_url(aws: AwsClients, bucket: str, key: str, *, expires_in: int) -> str:
     """A URL that GETs the object without AWS credentials for `expires_in` seconds (signed, SigV4, with the
     caller's credentials: it stops working earlier if those temporary credentials expire first)."""
-    return presigning_client("s3").generate_presigned_url(
+    return aws.presigning_client("s3").generate_presigned_url(
         "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_in
     )
 
@@ -164,18 +166,18 @@ class DocumentPartitions:
     unexpected_keys: list[str] = field(default_factory=list)
 
 
-def bucket_exists(bucket: str) -> bool:
+def bucket_exists(aws: AwsClients, bucket: str) -> bool:
     try:
-        client("s3").head_bucket(Bucket=bucket)
+        aws.client("s3").head_bucket(Bucket=bucket)
         return True
     except ClientError:
         return False
 
 
-def document_partitions(bucket: str, prefix: str) -> DocumentPartitions:
+def document_partitions(aws: AwsClients, bucket: str, prefix: str) -> DocumentPartitions:
     """Every object under ``prefix``, grouped by the partition its key names (ids decoded)."""
     found = DocumentPartitions()
-    paginator = client("s3").get_paginator("list_objects_v2")
+    paginator = aws.client("s3").get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
             try:
@@ -187,6 +189,8 @@ def document_partitions(bucket: str, prefix: str) -> DocumentPartitions:
     return found
 
 
-def put_bytes(bucket: str, key: str, body: bytes, *, content_type: str = "application/octet-stream") -> None:
+def put_bytes(
+    aws: AwsClients, bucket: str, key: str, body: bytes, *, content_type: str = "application/octet-stream"
+) -> None:
     """PUT one small object as it is."""
-    client("s3").put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+    aws.client("s3").put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)

@@ -24,6 +24,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from lambdas.adapters import glue
+from lambdas.adapters.clients import AwsClients
 from lambdas.compaction.service import AthenaEngine, S3StateStore
 from lambdas.domain import compaction
 from lambdas.shared.observability import logger_for, metrics_for
@@ -36,14 +37,14 @@ logger = logger_for(FUNCTION)
 metrics = metrics_for(FUNCTION)
 
 
-def build_handler(settings: CompactionFunctionSettings) -> Callable[[Any, Any], dict[str, Any]]:
-    """The whole function for one composition (settings parsed once; clients from lambdas.adapters)."""
+def build_handler(settings: CompactionFunctionSettings, aws: AwsClients) -> Callable[[Any, Any], dict[str, Any]]:
+    """The whole function for one composition (settings parsed once; ``aws``: its clients)."""
     names = compaction.TableNames(
         iceberg_table=settings.iceberg_table,
         location=f"s3://{settings.bucket_name}/{settings.iceberg_prefix}{settings.iceberg_table}/",
         source_table=settings.glue_table,
     )
-    store = S3StateStore(settings.bucket_name, settings.compaction_prefix)
+    store = S3StateStore(aws, settings.bucket_name, settings.compaction_prefix)
 
     @metrics.log_metrics
     @logger.inject_lambda_context(clear_state=True)
@@ -51,6 +52,7 @@ def build_handler(settings: CompactionFunctionSettings) -> Callable[[Any, Any], 
         started = time.monotonic()
         remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else 900.0
         engine = AthenaEngine(
+            aws=aws,
             workgroup=settings.athena_workgroup,
             database=settings.glue_database,
             deadline=started + remaining - MARGIN_SECONDS,
@@ -63,7 +65,7 @@ def build_handler(settings: CompactionFunctionSettings) -> Callable[[Any, Any], 
                 settings=settings.cadences,
                 names=names,
                 # The JSON table's columns as Glue has them: the compacted table copies them.
-                catalog_columns=glue.table_columns(settings.glue_database, settings.glue_table),
+                catalog_columns=glue.table_columns(aws, settings.glue_database, settings.glue_table),
                 now=datetime.now(UTC),
                 force_full=isinstance(event, dict) and event.get("full") is True,
             )
@@ -100,5 +102,5 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     """The Lambda entry point: builds the function from the environment on the first invocation."""
     global _handler
     if _handler is None:
-        _handler = build_handler(CompactionFunctionSettings.from_env(os.environ))
+        _handler = build_handler(CompactionFunctionSettings.from_env(os.environ), AwsClients())
     return _handler(event, context)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from lambdas.adapters import athena, s3
+from lambdas.adapters.clients import AwsClients
 from lambdas.domain.compaction import CompactionState, Statement, StepResult
 
 STATE_OBJECT = "state.json"
@@ -22,6 +23,7 @@ STATE_OBJECT = "state.json"
 class S3StateStore:
     """The maintenance state: s3://bucket/<prefix>state.json (absent = no run committed yet)."""
 
+    aws: AwsClients
     bucket: str
     prefix: str
 
@@ -31,19 +33,20 @@ class S3StateStore:
 
     def load(self) -> CompactionState:
         try:
-            _, chunks = s3.open_object(self.bucket, self.key)
+            _, chunks = s3.open_object(self.aws, self.bucket, self.key)
         except s3.ObjectNotFound:
             return CompactionState()
         return CompactionState.from_json(b"".join(chunks))
 
     def save(self, state: CompactionState) -> None:
-        s3.put_bytes(self.bucket, self.key, state.to_json().encode("utf-8"), content_type="application/json")
+        s3.put_bytes(self.aws, self.bucket, self.key, state.to_json().encode("utf-8"), content_type="application/json")
 
 
 @dataclass
 class AthenaEngine:
     """Runs each statement on Athena and waits for it, within the time left (``deadline``: monotonic seconds)."""
 
+    aws: AwsClients
     workgroup: str
     database: str
     deadline: float
@@ -59,6 +62,7 @@ class AthenaEngine:
             )
         started = self.monotonic()
         result = athena.run_query(
+            self.aws,
             statement.sql,
             workgroup=self.workgroup,
             database=self.database,

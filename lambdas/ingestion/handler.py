@@ -3,9 +3,9 @@
 Thin: Powertools' BatchProcessor reports each failed message in ``batchItemFailures`` (the SQS event
 source uses ReportBatchItemFailures), so one bad message never fails its neighbours. Each message body
 is an S3 event notification; every ObjectCreated:* record of a CSV under the uploads prefix is handed to
-lambdas.ingestion.service. ``build_handler(settings)`` is the whole function for one composition; the module's
-``handler`` (the Lambda entry point) builds it once per container from the environment
-(lambdas.shared.settings.IngestionSettings).
+lambdas.ingestion.service. ``build_handler(settings, aws)`` is the whole function for one composition; the
+module's ``handler`` (the Lambda entry point) builds it once per container from the environment
+(lambdas.shared.settings.IngestionSettings) with boto3's default clients (lambdas.adapters.clients.AwsClients).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes import S3Event
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from lambdas.adapters.clients import AwsClients
 from lambdas.ingestion import service
 from lambdas.shared.observability import logger_for, metrics_for
 from lambdas.shared.settings import IngestionSettings
@@ -118,9 +119,9 @@ def _log_rejections(report: dict[str, Any], where: dict[str, Any], report_uri: s
     )
 
 
-def build_handler(settings: IngestionSettings) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+def build_handler(settings: IngestionSettings, aws: AwsClients) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     """The ingestion function of one composition (lambdas.ingestion.service.build_ingestion)."""
-    ingestion = service.build_ingestion(settings)
+    ingestion = service.build_ingestion(settings, aws)
     processor = BatchProcessor(event_type=EventType.SQS)
 
     def handle_record(record: SQSRecord) -> None:
@@ -142,5 +143,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The Lambda entry point: the function is built from the environment on the container's first event."""
     global _handler
     if _handler is None:
-        _handler = build_handler(IngestionSettings.from_env(os.environ))
+        _handler = build_handler(IngestionSettings.from_env(os.environ), AwsClients())
     return _handler(event, context)

@@ -1,6 +1,6 @@
 """Ingest one uploaded CSV object: S3 stream -> domain (parse, group) -> DynamoDB, plus its report.
 
-The composition root of the ingestion function: ``build_ingestion(settings)`` wires the S3 and DynamoDB adapters
+The composition root of the ingestion function: ``build_ingestion(settings, aws)`` wires the S3 and DynamoDB adapters
 to the domain (the handler, lambdas/ingestion/handler.py, stays an event-to-call wiring). Failure semantics of
 ``Ingestion.ingest_object``, relied on by the handler:
 
@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
-from lambdas.adapters import clients, s3
+from lambdas.adapters import s3
+from lambdas.adapters.clients import AwsClients
 from lambdas.adapters.dynamodb import ConditionalWriter, WritePolicy
 from lambdas.domain import limits, purchases
 from lambdas.shared import processes
@@ -72,19 +73,20 @@ def write_policy(settings: IngestionSettings) -> WritePolicy:
 
 
 class _WorkerWriter:
-    """``make_sink`` of the worker plan: called in a worker process, a ConditionalWriter of its own."""
+    """``make_sink`` of the worker plan: called in a worker process, a ConditionalWriter of its own. ``aws`` is
+    pickled or forked along: in the worker it builds its own clients (lambdas.adapters.clients.AwsClients)."""
 
-    def __init__(self, table_name: str, policy: WritePolicy) -> None:
+    def __init__(self, aws: AwsClients, table_name: str, policy: WritePolicy) -> None:
+        self.aws = aws
         self.table_name = table_name
         self.policy = policy
 
     def __call__(self) -> ConditionalWriter:
-        clients.reset_clients()  # a forked child never uses the parent's clients (their pooled connections)
-        return ConditionalWriter(self.table_name, self.policy)
+        return ConditionalWriter(self.aws, self.table_name, self.policy)
 
 
 def worker_plan(
-    settings: IngestionSettings, policy: WritePolicy, cpus: int | None = None
+    settings: IngestionSettings, aws: AwsClients, policy: WritePolicy, cpus: int | None = None
 ) -> purchases.WorkerPlan | None:
     """How many worker processes write a file's purchases (None: one vCPU, everything in this process):
     lambdas.shared.processes.worker_count of the function's memory and the CPUs this process may use."""
@@ -98,16 +100,23 @@ def worker_plan(
     # writeConcurrency stays the function's requests in flight, shared among the workers (each is CPU-bound
     # long before its share of in-flight requests is the limit).
     shared = dataclasses.replace(policy, concurrency=math.ceil(policy.concurrency / count))
-    return purchases.WorkerPlan(count, settings.rows_per_worker_process, _WorkerWriter(settings.table_name, shared))
+    return purchases.WorkerPlan(
+        count, settings.rows_per_worker_process, _WorkerWriter(aws, settings.table_name, shared)
+    )
 
 
 class Ingestion:
-    """The ingestion of one stage: its settings, write policy and worker plan (see the module doc)."""
+    """The ingestion of one stage: its settings, clients, write policy and worker plan (see the module doc)."""
 
     def __init__(
-        self, settings: IngestionSettings, policy: WritePolicy, workers: purchases.WorkerPlan | None = None
+        self,
+        settings: IngestionSettings,
+        aws: AwsClients,
+        policy: WritePolicy,
+        workers: purchases.WorkerPlan | None = None,
     ) -> None:
         self.settings = settings
+        self.aws = aws
         self.policy = policy
         self.workers = workers
 
@@ -124,7 +133,7 @@ class Ingestion:
         current object of an unversioned bucket) into the purchases table and write its report (module doc)."""
         settings = self.settings
         try:
-            info, chunks = s3.open_object(bucket, key, version_id=version_id)
+            info, chunks = s3.open_object(self.aws, bucket, key, version_id=version_id)
         except s3.ObjectNotFound:
             return None
         source = purchases.SourceInfo(
@@ -137,7 +146,7 @@ class Ingestion:
             event_time=event_time,
         )
         counted = _CountingReads()
-        with ConditionalWriter(settings.table_name, self.policy) as writer:
+        with ConditionalWriter(self.aws, settings.table_name, self.policy) as writer:
             report = purchases.ingest(
                 counted(chunks),
                 source,
@@ -148,14 +157,17 @@ class Ingestion:
             )
         document = report.to_dict()
         target = report_key(settings, key)
-        s3.put_json(bucket, target, document)
+        s3.put_json(self.aws, bucket, target, document)
         return FileOutcome(report=document, report_uri=f"s3://{bucket}/{target}", bytes_read=counted.total)
 
 
 def build_ingestion(
-    settings: IngestionSettings, policy: WritePolicy | None = None, workers: purchases.WorkerPlan | None = None
+    settings: IngestionSettings,
+    aws: AwsClients,
+    policy: WritePolicy | None = None,
+    workers: purchases.WorkerPlan | None = None,
 ) -> Ingestion:
     """The ingestion function of one stage; ``policy`` overrides the settings' write policy and ``workers`` their
     worker plan (tests)."""
     policy = policy or write_policy(settings)
-    return Ingestion(settings, policy, workers or worker_plan(settings, policy))
+    return Ingestion(settings, aws, policy, workers or worker_plan(settings, aws, policy))

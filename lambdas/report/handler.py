@@ -14,17 +14,20 @@ Thin: maps each kind of event to lambdas.report.service and the result to a resp
 * `{"report_job": {"tenant_id", "from", "to", "report_id"}}` (the asynchronous invocation): computes the
   report and records done / failed in the job's status.
 
-Environment: lambdas.shared.settings.Settings (BUCKET_NAME, ATHENA_WORKGROUP, GLUE_DATABASE, REPORTS_PREFIX ...)
-and lambdas.report.service.ReportConfig (REPORT_MAX_RANGE_DAYS, REPORT_TIMEOUT_SECONDS,
-REPORT_JOB_MAX_EVENT_AGE_SECONDS, REPORT_PRESIGNED_URL_SECONDS; config/pipeline.yml functions.report).
+``build_handler(settings, aws)`` is the whole function for one composition (lambdas.report.service.build_reports);
+the module's ``handler`` (the Lambda entry point) builds it once per container from the environment
+(lambdas.shared.settings.ReportSettings: BUCKET_NAME, ATHENA_WORKGROUP, GLUE_DATABASE, REPORTS_PREFIX and
+REPORT_MAX_RANGE_DAYS, REPORT_TIMEOUT_SECONDS, REPORT_JOB_MAX_EVENT_AGE_SECONDS, REPORT_PRESIGNED_URL_SECONDS of
+config/pipeline.yml functions.report) with boto3's default clients (lambdas.adapters.clients.AwsClients).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any
 from urllib.parse import quote
 
@@ -32,10 +35,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from lambdas.adapters.athena import AthenaQueryError, AthenaQueryTimeout, AthenaRunner
-from lambdas.domain import queries, report
+from lambdas.adapters.clients import AwsClients
+from lambdas.domain import report
 from lambdas.report import service
 from lambdas.shared.observability import logger_for, metrics_for
-from lambdas.shared.settings import Settings
+from lambdas.shared.settings import ReportSettings
 
 FUNCTION = "generarReporteCompras"
 # Time kept back from the Lambda's remaining time for saving the report and answering.
@@ -44,12 +48,6 @@ SAVE_MARGIN_SECONDS = 10.0
 POLL_AFTER_SECONDS = 5
 logger = logger_for(FUNCTION)
 metrics = metrics_for(FUNCTION)
-
-
-@cache
-def _query_file() -> queries.QueryFile:
-    """athena-queries.sql at the package root, parsed once per container."""
-    return queries.load()
 
 
 def _is_http(event: Any) -> bool:
@@ -66,19 +64,35 @@ def _answer(status: int, payload: dict[str, Any], http: bool, headers: dict[str,
     return {"statusCode": status, **payload}
 
 
-@metrics.log_metrics
-@logger.inject_lambda_context(clear_state=True)
+def build_handler(settings: ReportSettings, aws: AwsClients) -> Callable[[Any, Any], dict[str, Any]]:
+    """The report function of one composition (lambdas.report.service.build_reports)."""
+    reports = service.build_reports(settings, aws)
+
+    @metrics.log_metrics
+    @logger.inject_lambda_context(clear_state=True)
+    def handle(event: Any, context: Any) -> dict[str, Any]:
+        if _is_http(event):
+            http_event = APIGatewayProxyEventV2(event)
+            path = http_event.path_parameters or {}
+            if "report_id" in path:
+                return _http_status(path, reports)
+            return _http_start(http_event, path, reports, context)
+        if isinstance(event, dict) and "report_job" in event:
+            return _run_job(event, reports, context)
+        return _direct(event, reports, context)
+
+    return handle
+
+
+_handler: Callable[[Any, Any], dict[str, Any]] | None = None
+
+
 def handler(event: Any, context: Any) -> dict[str, Any]:
-    config = service.ReportConfig.from_env()
-    if _is_http(event):
-        http_event = APIGatewayProxyEventV2(event)
-        path = http_event.path_parameters or {}
-        if "report_id" in path:
-            return _http_status(path, config)
-        return _http_start(http_event, path, config, context)
-    if isinstance(event, dict) and "report_job" in event:
-        return _run_job(event, config, context)
-    return _direct(event, config, context)
+    """The Lambda entry point: the function is built from the environment on the container's first event."""
+    global _handler
+    if _handler is None:
+        _handler = build_handler(ReportSettings.from_env(os.environ), AwsClients())
+    return _handler(event, context)
 
 
 def _rejected(error: report.ReportParameterError, http: bool) -> dict[str, Any]:
@@ -87,14 +101,9 @@ def _rejected(error: report.ReportParameterError, http: bool) -> dict[str, Any]:
     return _answer(400, {"message": str(error), "problems": error.problems}, http)
 
 
-def _runner(settings: Settings, context: Any, started: float) -> AthenaRunner:
+def _runner(reports: service.Reports, context: Any, started: float) -> AthenaRunner:
     remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else 60.0
-    return AthenaRunner(
-        query_file=_query_file(),
-        workgroup=settings.athena_workgroup,
-        database=settings.glue_database,
-        deadline=started + remaining - SAVE_MARGIN_SECONDS,
-    )
+    return reports.runner(deadline=started + remaining - SAVE_MARGIN_SECONDS)
 
 
 def _generated(runner: AthenaRunner, saved: service.SavedReport, started: float) -> None:
@@ -115,25 +124,19 @@ def _generated(runner: AthenaRunner, saved: service.SavedReport, started: float)
     )
 
 
-def _direct(event: Any, config: service.ReportConfig, context: Any) -> dict[str, Any]:
+def _direct(event: Any, reports: service.Reports, context: Any) -> dict[str, Any]:
     """Direct invoke: compute the report now and return it (synchronous)."""
     started = time.monotonic()
     try:
-        request = report.parse_request(event, max_range_days=config.max_range_days)
+        request = report.parse_request(event, max_range_days=reports.settings.max_range_days)
     except report.ReportParameterError as error:
         return _rejected(error, http=False)
-    settings = Settings.from_env()
     logger.append_keys(tenant_id=request.tenant_id, date_from=str(request.date_from), date_to=str(request.date_to))
-    runner = _runner(settings, context, started)
+    runner = _runner(reports, context, started)
     generated_at = datetime.now(UTC)
     try:
-        saved = service.compute_and_save(
-            request,
-            runner,
-            bucket=settings.bucket_name,
-            reports_prefix=settings.reports_prefix,
-            report_id=report.new_report_id(request, generated_at),
-            generated_at=generated_at,
+        saved = reports.compute_and_save(
+            request, runner, report_id=report.new_report_id(request, generated_at), generated_at=generated_at
         )
     except (AthenaQueryError, AthenaQueryTimeout):
         logger.exception("Report query failed")
@@ -147,24 +150,17 @@ def _status_path(tenant_id: str, report_id: str) -> str:
     return f"/reports/{quote(tenant_id, safe='')}/{report_id}"
 
 
-def _http_start(http_event: APIGatewayProxyEventV2, path: dict[str, str], config: service.ReportConfig, context):
+def _http_start(http_event: APIGatewayProxyEventV2, path: dict[str, str], reports: service.Reports, context):
     """GET /reports/{tenant_id}?from=&to=: record the job, start it asynchronously, answer 202."""
     try:
         request = report.parse_http_request(
-            path.get("tenant_id"), http_event.query_string_parameters, max_range_days=config.max_range_days
+            path.get("tenant_id"), http_event.query_string_parameters, max_range_days=reports.settings.max_range_days
         )
     except report.ReportParameterError as error:
         return _rejected(error, http=True)
-    settings = Settings.from_env()
     logger.append_keys(tenant_id=request.tenant_id, date_from=str(request.date_from), date_to=str(request.date_to))
     try:
-        pending = service.start_job(
-            request,
-            bucket=settings.bucket_name,
-            reports_prefix=settings.reports_prefix,
-            function=context.invoked_function_arn,
-            requested_at=datetime.now(UTC),
-        )
+        pending = reports.start_job(request, function=context.invoked_function_arn, requested_at=datetime.now(UTC))
     except service.JobNotStartedError as error:
         logger.exception("Report job not started")
         metrics.add_metric(name="ReportsFailed", unit=MetricUnit.Count, value=1)
@@ -183,7 +179,7 @@ def _http_start(http_event: APIGatewayProxyEventV2, path: dict[str, str], config
     return _answer(202, payload, True, {"location": location, "retry-after": str(POLL_AFTER_SECONDS)})
 
 
-def _http_status(path: dict[str, str], config: service.ReportConfig) -> dict[str, Any]:
+def _http_status(path: dict[str, str], reports: service.Reports) -> dict[str, Any]:
     """GET /reports/{tenant_id}/{report_id}: pending, done (presigned URL) or failed (reason); 404 if unknown."""
     tenant_id = path.get("tenant_id")
     problems: list[str] = []
@@ -195,15 +191,7 @@ def _http_status(path: dict[str, str], config: service.ReportConfig) -> dict[str
         problems.extend(error.problems)
     if problems:
         return _rejected(report.ReportParameterError(problems), http=True)
-    settings = Settings.from_env()
-    status = service.job_status(
-        tenant_id,
-        report_id,
-        bucket=settings.bucket_name,
-        reports_prefix=settings.reports_prefix,
-        config=config,
-        now=datetime.now(UTC),
-    )
+    status = reports.job_status(tenant_id, report_id, now=datetime.now(UTC))
     metrics.add_metric(name="ReportPolls", unit=MetricUnit.Count, value=1)
     if status is None:
         return _answer(404, {"message": f"no report {report_id!r} of tenant {tenant_id!r}"}, True)
@@ -211,20 +199,17 @@ def _http_status(path: dict[str, str], config: service.ReportConfig) -> dict[str
     return _answer(200, status, True, headers)
 
 
-def _run_job(event: dict[str, Any], config: service.ReportConfig, context: Any) -> dict[str, Any]:
+def _run_job(event: dict[str, Any], reports: service.Reports, context: Any) -> dict[str, Any]:
     """The asynchronous invocation of a job started over HTTP: compute it, record done / failed."""
     started = time.monotonic()
     try:
-        request, report_id = report.parse_job(event, max_range_days=config.max_range_days)
+        request, report_id = report.parse_job(event, max_range_days=reports.settings.max_range_days)
     except report.ReportParameterError as error:
         # Only this function makes job events: a malformed one has no status to record.
         return _rejected(error, http=False)
-    settings = Settings.from_env()
     logger.append_keys(tenant_id=request.tenant_id, report_id=report_id)
-    runner = _runner(settings, context, started)
-    status, saved, error = service.run_job(
-        request, report_id, runner, bucket=settings.bucket_name, reports_prefix=settings.reports_prefix
-    )
+    runner = _runner(reports, context, started)
+    status, saved, error = reports.run_job(request, report_id, runner)
     if saved is None:
         logger.error("Report job failed", exc_info=error, extra={"reason": status["reason"]})
         metrics.add_metric(name="ReportsFailed", unit=MetricUnit.Count, value=1)

@@ -9,7 +9,6 @@ process environment. A missing or invalid variable fails fast with a message tha
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -124,25 +123,36 @@ class StreamSettings:
 
 
 @dataclass(frozen=True)
-class Settings:
-    """The names the report function reads (generarReporteCompras; its own tuning is
-    lambdas.report.service.ReportConfig)."""
+class ReportSettings:
+    """generarReporteCompras: names, and its own tuning (config/pipeline.yml functions.report)."""
 
-    stage: str
     bucket_name: str
     glue_database: str
     athena_workgroup: str
     reports_prefix: str
+    max_range_days: int
+    timeout_seconds: int
+    job_max_event_age_seconds: int
+    presigned_url_seconds: int
+
+    @property
+    def job_expiry_seconds(self) -> int:
+        """After this long a pending job can no longer finish: not started within the maximum event age, then
+        at most one function timeout of work."""
+        return self.job_max_event_age_seconds + self.timeout_seconds
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        env = _Env(os.environ if environ is None else environ)
+    def from_env(cls, environ: Mapping[str, str]) -> ReportSettings:
+        env = _Env(environ)
         return cls(
-            stage=env.text("STAGE"),
             bucket_name=env.text("BUCKET_NAME"),
             glue_database=env.text("GLUE_DATABASE"),
             athena_workgroup=env.text("ATHENA_WORKGROUP"),
             reports_prefix=env.text("REPORTS_PREFIX"),
+            max_range_days=env.integer("REPORT_MAX_RANGE_DAYS", 1),
+            timeout_seconds=env.integer("REPORT_TIMEOUT_SECONDS", 1),
+            job_max_event_age_seconds=env.integer("REPORT_JOB_MAX_EVENT_AGE_SECONDS", 1),
+            presigned_url_seconds=env.integer("REPORT_PRESIGNED_URL_SECONDS", 1),
         )
 
 

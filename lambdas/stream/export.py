@@ -29,6 +29,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
 from lambdas.adapters import s3
+from lambdas.adapters.clients import AwsClients
 from lambdas.adapters.glue import EnsureResult, PartitionRegistry, PartitionSpec
 from lambdas.domain import documents, keys
 from lambdas.shared.threads import io_pool
@@ -73,6 +74,7 @@ class StreamExporter:
 
     def __init__(
         self,
+        aws: AwsClients,
         *,
         bucket: str,
         context: documents.ExportContext,
@@ -82,6 +84,7 @@ class StreamExporter:
         put_objects: PutObjects = s3.put_objects_parallel,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        self.aws = aws
         self.bucket = bucket
         self.context = context
         self.partitions = partitions
@@ -125,7 +128,11 @@ class StreamExporter:
         ensuring = io_pool().submit(self.partitions.ensure, list(specs.values())) if specs else None
         try:
             results = self.put_objects(
-                self.bucket, [(e.key, e.body) for e in exports], concurrency=self.put_concurrency, may_start=may_start
+                self.aws,
+                self.bucket,
+                [(e.key, e.body) for e in exports],
+                concurrency=self.put_concurrency,
+                may_start=may_start,
             )
         finally:
             ensured = ensuring.result() if ensuring is not None else EnsureResult()

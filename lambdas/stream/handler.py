@@ -2,9 +2,9 @@
 
 Thin: wires the stream event to lambdas.stream.export and reports per-record failures through
 Powertools' BatchProcessor for DynamoDB Streams (Lambda checkpoints before the lowest failed
-sequence number). ``build_handler(settings)`` is the whole function for one composition; the module's
+sequence number). ``build_handler(settings, aws)`` is the whole function for one composition; the module's
 ``handler`` (the Lambda entry point) builds it once per container from the environment
-(lambdas.shared.settings.StreamSettings).
+(lambdas.shared.settings.StreamSettings) with boto3's default clients (lambdas.adapters.clients.AwsClients).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
+from lambdas.adapters.clients import AwsClients
 from lambdas.adapters.glue import PartitionRegistry
 from lambdas.domain.documents import ExportContext
 from lambdas.shared.observability import logger_for, metrics_for
@@ -28,10 +29,11 @@ logger = logger_for(FUNCTION)
 metrics = metrics_for(FUNCTION)
 
 
-def build_exporter(settings: StreamSettings, processed_by: str) -> StreamExporter:
+def build_exporter(settings: StreamSettings, aws: AwsClients, processed_by: str) -> StreamExporter:
     """The stream function's composition root: documents (domain) -> S3 puts and Glue partitions (adapters).
     The exporter lives as long as its container (its PartitionRegistry keeps the table's descriptor)."""
     return StreamExporter(
+        aws,
         bucket=settings.bucket_name,
         context=ExportContext(
             stage=settings.stage,
@@ -39,13 +41,13 @@ def build_exporter(settings: StreamSettings, processed_by: str) -> StreamExporte
             processed_by=processed_by,
             compras_prefix=settings.compras_prefix,
         ),
-        partitions=PartitionRegistry(settings.glue_database, settings.glue_table),
+        partitions=PartitionRegistry(aws, settings.glue_database, settings.glue_table),
         put_concurrency=settings.put_concurrency,
         logger=logger,
     )
 
 
-def build_handler(settings: StreamSettings) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+def build_handler(settings: StreamSettings, aws: AwsClients) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     """The stream function of one composition. Its exporter is built on the first event: documents record the
     function's name (from the Lambda context) as processed_by, and a container only ever runs one function."""
     processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
@@ -57,7 +59,7 @@ def build_handler(settings: StreamSettings) -> Callable[[dict[str, Any], Any], d
         started = time.perf_counter()
         processed_by = getattr(context, "function_name", None) or FUNCTION
         exporter = exporters.get(processed_by) or exporters.setdefault(
-            processed_by, build_exporter(settings, processed_by)
+            processed_by, build_exporter(settings, aws, processed_by)
         )
         records = event.get("Records") or []
         outcome = exporter.export(records, getattr(context, "get_remaining_time_in_millis", None))
@@ -96,5 +98,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The Lambda entry point: the function is built from the environment on the container's first event."""
     global _handler
     if _handler is None:
-        _handler = build_handler(StreamSettings.from_env(os.environ))
+        _handler = build_handler(StreamSettings.from_env(os.environ), AwsClients())
     return _handler(event, context)

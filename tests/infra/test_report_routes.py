@@ -15,7 +15,8 @@ import re
 
 import pytest
 
-from lambdas.report import handler as report_handler
+from local.pipeline import build_function
+from local.stack import REPORT
 from tests.infra import cfn
 from tests.infra.conftest import ROOT
 from tests.lambdas.report.test_handler import LambdaContext, SelfInvocations, report_keys, sample
@@ -60,28 +61,25 @@ def invoke_arn(route_key: str, values: dict[str, str]) -> str:
 def test_the_handler_reads_the_tenant_of_the_deployed_routes_path(stack, template):
     start, status = route_keys(template)  # "GET /reports/{tenant_id}", "GET /reports/{tenant_id}/{report_id}"
     range_ = {"from": "2024-05-01", "to": "2024-05-31"}
-    with SelfInvocations() as invocations:
-        started = report_handler.handler(event_for(start, {"tenant_id": "valencia-ruzafa"}, range_), LambdaContext())
+    function = build_function(stack, REPORT)
+    with SelfInvocations(stack.aws) as invocations:
+        started = function(event_for(start, {"tenant_id": "valencia-ruzafa"}, range_), LambdaContext())
         assert started["statusCode"] == 202, started["body"]
         # A tenant in the query string is never read, not even to override the path's.
-        other = report_handler.handler(
+        other = function(
             event_for(start, {"tenant_id": "valencia-ruzafa"}, {**range_, "tenant_id": "madrid-centro"}),
             LambdaContext(),
         )
         assert other["statusCode"] == 400
     (call,) = invocations.calls
     assert call["Payload"]["report_job"]["tenant_id"] == "valencia-ruzafa"
-    assert {key.split("/")[1] for key in report_keys(stack.names.bucket)} == {"valencia-ruzafa"}
+    assert {key.split("/")[1] for key in report_keys(stack)} == {"valencia-ruzafa"}
 
     report_id = json.loads(started["body"])["report_id"]
-    own = report_handler.handler(
-        event_for(status, {"tenant_id": "valencia-ruzafa", "report_id": report_id}), LambdaContext()
-    )
+    own = function(event_for(status, {"tenant_id": "valencia-ruzafa", "report_id": report_id}), LambdaContext())
     assert own["statusCode"] == 200 and json.loads(own["body"])["tenant_id"] == "valencia-ruzafa"
     # Another tenant's path never reaches this tenant's report, whatever the id.
-    theirs = report_handler.handler(
-        event_for(status, {"tenant_id": "madrid-centro", "report_id": report_id}), LambdaContext()
-    )
+    theirs = function(event_for(status, {"tenant_id": "madrid-centro", "report_id": report_id}), LambdaContext())
     assert theirs["statusCode"] == 404
 
 

@@ -6,7 +6,6 @@ import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
-import boto3
 import pytest
 
 from lambdas.domain import keys
@@ -248,15 +247,15 @@ def test_empty_bucket_gives_empty_results():
 
 @pytest.mark.integration
 def test_reads_the_documents_from_s3(stack):
-    s3 = boto3.client("s3")
+    s3 = stack.aws.client("s3")
     for key, body in DOCS[:3]:
         s3.put_object(Bucket=stack.names.bucket, Key=key, Body=body)
-    with LocalAthena(stack.names.bucket, "compras/") as runner:
+    with LocalAthena(stack.names.bucket, "compras/", aws=stack.aws) as runner:
         # Nothing compacted yet: the queries read the (empty) Iceberg table, the JSON view has the documents.
         assert runner.run("tendencias_diarias").rows == []
         expected = [("t1", "2024-05-01", 2, 7, Decimal("13.1900"), 6.6)]
         assert runner.run("tendencias_diarias", read_from="compras_actuales").rows == expected
-        local_compaction.run(stack.names.bucket)
+        local_compaction.run(stack.aws, stack.names.bucket)
         runner.refresh()
         assert runner.run("tendencias_diarias").rows == expected
         # A later export (processed now, as the stream function stamps it) is merged by the next run.
@@ -265,9 +264,11 @@ def test_reads_the_documents_from_s3(stack):
         )
         s3.put_object(Bucket=stack.names.bucket, Key=key, Body=body)
         # Its purchase is old (fecha 2024): the frequent runs read only recent partitions, the next full run has it.
-        local_compaction.run(stack.names.bucket)
+        local_compaction.run(stack.aws, stack.names.bucket)
         runner.refresh()
         assert len(runner.run("tendencias_diarias").rows) == 1
-        local_compaction.run(stack.names.bucket, now=datetime.now(UTC) + local_compaction.settings().full_every)
+        local_compaction.run(
+            stack.aws, stack.names.bucket, now=datetime.now(UTC) + local_compaction.settings().full_every
+        )
         runner.refresh()
         assert len(runner.run("tendencias_diarias").rows) == 2

@@ -9,7 +9,6 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
-import boto3
 import pytest
 
 from local import compaction as local_compaction
@@ -29,9 +28,9 @@ RECENT = SETTINGS.recent_days  # the frequent runs read the partitions of these 
 class World:
     """Exports change documents to the bucket like the stream function (sequence numbers grow)."""
 
-    def __init__(self, bucket: str, seed: int = 7) -> None:
+    def __init__(self, aws, bucket: str, seed: int = 7) -> None:
         self.bucket = bucket
-        self.s3 = boto3.client("s3")
+        self.s3 = aws.client("s3")
         self.rng = random.Random(seed)
         self.seq = 10**20
         self.purchases: dict[tuple[str, str], str] = {}  # (tenant, compra) -> fecha of the latest version
@@ -56,10 +55,10 @@ class World:
         return f"{day:%Y-%m-%d} {self.rng.randint(8, 21):02d}:{self.rng.randint(0, 59):02d}:00"
 
 
-def compare(bucket: str) -> int:
+def compare(aws, bucket: str) -> int:
     """Every query, several parameter sets: compacted == JSON view. Returns the number of rows compared."""
     compared = 0
-    with LocalAthena(bucket, "compras/") as athena:
+    with LocalAthena(bucket, "compras/", aws=aws) as athena:
         athena.refresh()
         every = "SELECT * FROM {} ORDER BY tenant_id, compra_id"
         assert (
@@ -80,23 +79,23 @@ def compare(bucket: str) -> int:
     return compared
 
 
-def table_rows(bucket: str) -> list[tuple]:
-    with LocalAthena(bucket, "compras/") as athena:
+def table_rows(aws, bucket: str) -> list[tuple]:
+    with LocalAthena(bucket, "compras/", aws=aws) as athena:
         athena.refresh()
         return athena.run_sql("SELECT * FROM compras_iceberg ORDER BY tenant_id, compra_id").rows
 
 
 def test_compacted_state_equals_the_json_view(stack):
     bucket = stack.names.bucket
-    world = World(bucket)
+    world = World(stack.aws, bucket)
     clock = START
     # 1. First exports: 45 purchases over the last 8 days, then the first (full) run.
     for number in range(45):
         tenant = TENANTS[number % 3]
         world.put(*world.change(tenant, f"c{number:03d}", world.fecha(number % 8), "INSERT", clock))
-    first, _ = local_compaction.run(bucket, now=clock + timedelta(minutes=1))
+    first, _ = local_compaction.run(stack.aws, bucket, now=clock + timedelta(minutes=1))
     assert first.plan.mode == "full"
-    assert compare(bucket) > 0
+    assert compare(stack.aws, bucket) > 0
 
     # 2. Corrections (some move to another day), removals, a re-insert after a removal, new purchases, an
     #    exact re-export of an earlier change (same key, new processed_at) and a late OLDER change.
@@ -116,9 +115,9 @@ def test_compacted_state_equals_the_json_view(stack):
         world.put(*world.change(TENANTS[number % 3], f"c{number:03d}", world.fecha(number % 2), "INSERT", clock))
     replay_key, replay_body = world.written[3]
     world.put(replay_key, replay_body)  # a stream retry writes the same object again
-    second, _ = local_compaction.run(bucket, now=clock + timedelta(minutes=30))
+    second, _ = local_compaction.run(stack.aws, bucket, now=clock + timedelta(minutes=30))
     assert second.plan.mode == "recent"
-    assert compare(bucket) > 0
+    assert compare(stack.aws, bucket) > 0
 
     # 3. A change exported (stamped) before run 2 started but visible only after it: within the safety lag.
     clock = second.plan.started_at + timedelta(minutes=10)
@@ -133,10 +132,10 @@ def test_compacted_state_equals_the_json_view(stack):
     # window now): the table keeps the newer version.
     tenant, compra = live[0]
     world.put(*world.change(tenant, compra, world.fecha(1), "MODIFY", clock, seq=10**20 + 1))
-    third, _ = local_compaction.run(bucket, now=clock + timedelta(hours=1))
+    third, _ = local_compaction.run(stack.aws, bucket, now=clock + timedelta(hours=1))
     assert third.plan.since > START + timedelta(minutes=30)
     assert third.plan.mode == "recent"
-    with LocalAthena(bucket, "compras/") as athena:
+    with LocalAthena(bucket, "compras/", aws=stack.aws) as athena:
         athena.refresh()
         sql = "SELECT tenant_id, compra_id, metadata.sequence_number FROM {} ORDER BY 1, 2"
         compacted = athena.run_sql(sql.format("compras_vigentes")).rows
@@ -146,44 +145,44 @@ def test_compacted_state_equals_the_json_view(stack):
 
     # 4. The full run (fullMergeEveryHours later) merges it: everything equal again.
     full_at = START + SETTINGS.full_every + timedelta(hours=2)
-    fourth, _ = local_compaction.run(bucket, now=full_at)
+    fourth, _ = local_compaction.run(stack.aws, bucket, now=full_at)
     assert fourth.plan.mode == "full"
-    assert compare(bucket) > 0
+    assert compare(stack.aws, bucket) > 0
 
     # 5. Idempotent and restartable: a repeated run, and a run from an older state (a run that crashed before
     #    saving, or a concurrent one), leave the table as it is.
-    before = table_rows(bucket)
-    local_compaction.run(bucket, now=full_at + timedelta(minutes=5))
-    assert table_rows(bucket) == before
-    store = local_compaction.state_store(bucket)
+    before = table_rows(stack.aws, bucket)
+    local_compaction.run(stack.aws, bucket, now=full_at + timedelta(minutes=5))
+    assert table_rows(stack.aws, bucket) == before
+    store = local_compaction.state_store(stack.aws, bucket)
     store.save(first.state)
-    local_compaction.run(bucket, now=full_at + timedelta(hours=1))
-    assert table_rows(bucket) == before
-    assert compare(bucket) > 0
+    local_compaction.run(stack.aws, bucket, now=full_at + timedelta(hours=1))
+    assert table_rows(stack.aws, bucket) == before
+    assert compare(stack.aws, bucket) > 0
 
 
 def test_tombstones_block_late_older_changes_and_are_purged_after_retention(stack):
     bucket = stack.names.bucket
-    world = World(bucket, seed=11)
+    world = World(stack.aws, bucket, seed=11)
     world.put(*world.change("t1", "c1", world.fecha(0), "INSERT", START))
     world.put(*world.change("t1", "c1", world.fecha(0), "REMOVE", START))
-    local_compaction.run(bucket, now=START + timedelta(minutes=1))
-    local_compaction.run(bucket, now=START + timedelta(hours=1))
-    rows = table_rows(bucket)
+    local_compaction.run(stack.aws, bucket, now=START + timedelta(minutes=1))
+    local_compaction.run(stack.aws, bucket, now=START + timedelta(hours=1))
+    rows = table_rows(stack.aws, bucket)
     assert len(rows) == 1 and rows[0][-1] is True and rows[0][5] is None  # a tombstone: no products
     # A late re-export of the INSERT (older sequence number, processed after the REMOVE left the window) must
     # not bring it back.
     insert_key, insert_body = world.written[0]
     late_at = START + timedelta(hours=1, minutes=10)
     world.put(insert_key, insert_body.replace(START.isoformat().encode(), late_at.isoformat().encode()))
-    third, _ = local_compaction.run(bucket, now=START + timedelta(hours=2))
+    third, _ = local_compaction.run(stack.aws, bucket, now=START + timedelta(hours=2))
     assert third.plan.since > START  # the REMOVE is not re-read: only the tombstone protects the purchase
-    assert compare(bucket) == 0  # nothing live, in either view
+    assert compare(stack.aws, bucket) == 0  # nothing live, in either view
     # After the retention the tombstone goes (the purge runs on the vacuum cadence), and VACUUM removes the
     # files of older snapshots.
-    result, _ = local_compaction.run(bucket, now=START + timedelta(days=31))
+    result, _ = local_compaction.run(stack.aws, bucket, now=START + timedelta(days=31))
     assert [s.step for s in result.steps] == ["create", "merge", "purge", "optimize", "vacuum"]
-    assert table_rows(bucket) == []
-    snapshot = local_compaction.current_snapshot(bucket)
-    listed = boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix="iceberg/compras_iceberg/data/")
+    assert table_rows(stack.aws, bucket) == []
+    snapshot = local_compaction.current_snapshot(stack.aws, bucket)
+    listed = stack.aws.client("s3").list_objects_v2(Bucket=bucket, Prefix="iceberg/compras_iceberg/data/")
     assert {o["Key"] for o in listed.get("Contents", [])} == {f["key"] for f in snapshot["files"]}

@@ -8,7 +8,6 @@ import json
 import shutil
 from urllib.parse import unquote_plus
 
-import boto3
 import pytest
 from moto.cloudformation.parsing import get_model_map
 
@@ -59,7 +58,7 @@ def test_every_entry_is_needed_and_says_why(stack):
 def test_every_dropped_property_in_the_list_is_still_dropped_by_moto(aws):
     """Deploy the template WITHOUT filling the gaps: each listed property must still be missing."""
     template = local_template.packaged_template("test")
-    deployment = local_stack.deploy_template(template, "compras-raw", "us-east-1")
+    deployment = local_stack.deploy_template(aws.clients, template, "compras-raw", aws.region)
     for gap in PROPERTY_GAPS:
         for logical_id in deployment.of_type(gap.resource_type):
             if gap.prop not in deployment.resource(logical_id).get("Properties", {}):
@@ -76,7 +75,7 @@ def test_applied_property_gaps_are_present_after_create_stack(stack, aws):
             k: v
             for k, v in (
                 (s["LogicalResourceId"], s.get("PhysicalResourceId"))
-                for s in boto3.client("cloudformation").list_stack_resources(StackName=stack.stack_name)[
+                for s in stack.aws.client("cloudformation").list_stack_resources(StackName=stack.stack_name)[
                     "StackResourceSummaries"
                 ]
             )
@@ -85,6 +84,7 @@ def test_applied_property_gaps_are_present_after_create_stack(stack, aws):
         account_id=stack.names.account_id,
         region=stack.names.region,
         stack_name=stack.stack_name,
+        aws=stack.aws,
     )
     checked = 0
     for gap in PROPERTY_GAPS:
@@ -99,7 +99,7 @@ def test_applied_property_gaps_are_present_after_create_stack(stack, aws):
 
 def test_bucket_notification_is_the_declared_one(stack):
     declared = stack.template["Resources"]["DataBucket"]["Properties"]["NotificationConfiguration"]
-    actual = boto3.client("s3").get_bucket_notification_configuration(Bucket=stack.names.bucket)
+    actual = stack.aws.client("s3").get_bucket_notification_configuration(Bucket=stack.names.bucket)
     (d_queue,) = declared["QueueConfigurations"]
     (a_queue,) = actual["QueueConfigurations"]
     assert a_queue["QueueArn"] == stack.ingest_queue_arn
@@ -109,9 +109,9 @@ def test_bucket_notification_is_the_declared_one(stack):
 
 
 def test_an_upload_notifies_the_ingest_queue_and_other_keys_do_not(stack):
-    sqs = boto3.client("sqs")
+    sqs = stack.aws.client("sqs")
     sqs.purge_queue(QueueUrl=stack.ingest_queue_url)  # the s3:TestEvent of the notification set-up
-    s3 = boto3.client("s3")
+    s3 = stack.aws.client("s3")
     s3.put_object(Bucket=stack.names.bucket, Key="compras/x.json", Body=b"{}")
     s3.put_object(Bucket=stack.names.bucket, Key="uploads/t.csv", Body=b"a,b\n")
     messages = sqs.receive_message(QueueUrl=stack.ingest_queue_url, MaxNumberOfMessages=10).get("Messages", [])
@@ -122,7 +122,7 @@ def test_an_upload_notifies_the_ingest_queue_and_other_keys_do_not(stack):
 def test_glue_table_queue_policy_and_workgroup_are_the_declared_ones(stack):
     resources = stack.template["Resources"]
     declared = resources["GlueComprasTable"]["Properties"]["TableInput"]
-    actual = boto3.client("glue").get_table(DatabaseName=stack.names.glue_database, Name=stack.names.glue_table)[
+    actual = stack.aws.client("glue").get_table(DatabaseName=stack.names.glue_database, Name=stack.names.glue_table)[
         "Table"
     ]
     assert (actual["Name"], actual["TableType"], actual["Parameters"]) == (
@@ -135,7 +135,7 @@ def test_glue_table_queue_policy_and_workgroup_are_the_declared_ones(stack):
     assert actual["StorageDescriptor"]["SerdeInfo"] == declared["StorageDescriptor"]["SerdeInfo"]
     assert actual["StorageDescriptor"]["Location"] == f"s3://{stack.names.bucket}/compras/"
 
-    policy = boto3.client("sqs").get_queue_attributes(QueueUrl=stack.ingest_queue_url, AttributeNames=["Policy"])
+    policy = stack.aws.client("sqs").get_queue_attributes(QueueUrl=stack.ingest_queue_url, AttributeNames=["Policy"])
     statements = json.loads(policy["Attributes"]["Policy"])["Statement"]
     declared_statements = resources["IngestQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert [s["Sid"] for s in statements] == [s["Sid"] for s in declared_statements]
@@ -143,7 +143,7 @@ def test_glue_table_queue_policy_and_workgroup_are_the_declared_ones(stack):
     assert statements[0]["Condition"]["ArnEquals"]["aws:SourceArn"] == f"arn:aws:s3:::{stack.names.bucket}"
     assert statements[0]["Condition"]["StringEquals"]["aws:SourceAccount"] == stack.names.account_id
 
-    workgroup = boto3.client("athena").get_work_group(WorkGroup=stack.names.athena_workgroup)["WorkGroup"]
+    workgroup = stack.aws.client("athena").get_work_group(WorkGroup=stack.names.athena_workgroup)["WorkGroup"]
     declared_wg = resources["AthenaWorkGroup"]["Properties"]["WorkGroupConfiguration"]
     assert workgroup["Configuration"]["ResultConfiguration"]["OutputLocation"] == (
         f"s3://{stack.names.bucket}/athena-results/"
@@ -193,7 +193,7 @@ def test_event_sources_are_the_template_mappings_resolved(stack):
     assert stream.maximum_record_age_seconds == props["MaximumRecordAgeInSeconds"]
     assert stream.maximum_batching_window_seconds == props["MaximumBatchingWindowInSeconds"]
     # Withheld from moto: it would run the function in Docker and drain the stream.
-    assert not boto3.client("lambda").list_event_source_mappings()["EventSourceMappings"]
+    assert not stack.aws.client("lambda").list_event_source_mappings()["EventSourceMappings"]
 
 
 # --- the packaged-template cache ----------------------------------------------------------------------------------

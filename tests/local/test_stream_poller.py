@@ -4,18 +4,19 @@ import json
 import time
 from decimal import Decimal
 
-import boto3
 import pytest
 
 import pipeline_config as config
-from lambdas.stream import handler as stream_handler
+from local.pipeline import build_function
+from local.stack import STREAM
 from local.stream_poller import StreamPoller, StreamPollerSettings
+from tests.resources import purchases_table
 
 pytestmark = pytest.mark.integration
 
 
 def put(stack, *compra_ids, fecha="2026-03-07 10:15:00"):
-    table = boto3.resource("dynamodb").Table(stack.names.table)
+    table = purchases_table(stack)
     for compra_id in compra_ids:
         table.put_item(
             Item={
@@ -31,21 +32,22 @@ def put(stack, *compra_ids, fecha="2026-03-07 10:15:00"):
 
 
 def exported(stack) -> list[str]:
-    s3 = boto3.client("s3")
+    s3 = stack.aws.client("s3")
     contents = s3.list_objects_v2(Bucket=stack.names.bucket, Prefix="compras/").get("Contents", [])
     return sorted(o["Key"].split("/")[-1].split("_")[1] for o in contents)
 
 
 def failure_messages(stack) -> list[dict]:
-    sqs = boto3.client("sqs")
+    sqs = stack.aws.client("sqs")
     messages = sqs.receive_message(QueueUrl=stack.stream_failure_queue_url, MaxNumberOfMessages=10).get("Messages", [])
     return [json.loads(m["Body"]) for m in messages]
 
 
 class Recorder:
-    """Wraps the real handler, records every invocation; optionally crashes on some compra ids."""
+    """Wraps the real function of ``stack``, records every invocation; optionally crashes on some compra ids."""
 
-    def __init__(self, crash_on=()):
+    def __init__(self, stack, crash_on=()):
+        self.function = build_function(stack, STREAM)
         self.batches: list[list[str]] = []
         self.events: list[dict] = []
         self.contexts: list = []
@@ -58,12 +60,12 @@ class Recorder:
         self.contexts.append(context)
         if self.crash_on & set(ids):
             raise RuntimeError("simulated crash")
-        return stream_handler.handler(event, context)
+        return self.function(event, context)
 
 
 def poller(stack, handler, **overrides):
     source = stack.event_source("actualizarComprasStream")
-    return StreamPoller(source, handler, StreamPollerSettings.from_mapping(source, **overrides))
+    return StreamPoller(source, handler, StreamPollerSettings.from_mapping(source, **overrides), aws=stack.aws)
 
 
 def test_settings_come_from_the_template_stream_mapping(stack):
@@ -80,7 +82,7 @@ def test_settings_come_from_the_template_stream_mapping(stack):
     assert settings.maximum_retry_attempts == declared["MaximumRetryAttempts"]
     assert settings.maximum_record_age_seconds == declared["MaximumRecordAgeInSeconds"]
     assert settings.report_batch_item_failures is ("ReportBatchItemFailures" in declared["FunctionResponseTypes"])
-    poller = StreamPoller(source, Recorder())
+    poller = StreamPoller(source, Recorder(stack), aws=stack.aws)
     assert poller.stream_arn == stack.table_stream_arn
     assert poller.failure_queue_url == stack.stream_failure_queue_url
     assert source.function.name == f"compras-test-{config.function_settings('stream')['name']}"
@@ -88,7 +90,7 @@ def test_settings_come_from_the_template_stream_mapping(stack):
 
 def test_batches_in_order_with_the_lambda_event_shape(stack):
     put(stack, *[f"c{i}" for i in range(7)])
-    recorder = Recorder()
+    recorder = Recorder(stack)
     stats = poller(stack, recorder, batch_size=3).run_until_idle()
 
     assert recorder.batches == [["c0", "c1", "c2"], ["c3", "c4", "c5"], ["c6"]]
@@ -108,7 +110,7 @@ def test_batches_in_order_with_the_lambda_event_shape(stack):
 
 def test_poison_record_goes_to_the_failure_queue_after_capped_retries(stack):
     put(stack, "g0", "g1", "bad", "g3", "g4")
-    recorder = Recorder()
+    recorder = Recorder(stack)
     stats = poller(stack, recorder, batch_size=10, maximum_retry_attempts=2).run_until_idle()
 
     # Partial failure: checkpoint before 'bad', retry from it (only the remaining records), twice.
@@ -130,7 +132,7 @@ def test_poison_record_goes_to_the_failure_queue_after_capped_retries(stack):
 
 def test_function_error_bisects_down_to_the_poison_record(stack):
     put(stack, *[f"c{i}" for i in range(6)])
-    recorder = Recorder(crash_on={"c3"})
+    recorder = Recorder(stack, crash_on={"c3"})
     stats = poller(stack, recorder, batch_size=6, maximum_retry_attempts=1).run_until_idle()
 
     assert recorder.batches == [
@@ -150,7 +152,7 @@ def test_function_error_bisects_down_to_the_poison_record(stack):
 
 def test_a_batch_that_is_entirely_poison_is_a_function_error_and_is_bisected(stack):
     put(stack, "bad1", "bad2")
-    recorder = Recorder()
+    recorder = Recorder(stack)
     stats = poller(stack, recorder, batch_size=10, maximum_retry_attempts=0).run_until_idle()
     assert recorder.batches == [["bad1", "bad2"], ["bad1"], ["bad2"]]
     assert stats.records_discarded == 2
@@ -159,13 +161,14 @@ def test_a_batch_that_is_entirely_poison_is_a_function_error_and_is_bisected(sta
 
 def test_records_older_than_maximum_age_are_discarded_unprocessed(stack):
     put(stack, "old1", "old2")
-    recorder = Recorder()
+    recorder = Recorder(stack)
     later = time.time() + 2 * 3600
     source = stack.event_source("actualizarComprasStream")
     stats = StreamPoller(
         source,
         recorder,
         StreamPollerSettings.from_mapping(source, maximum_record_age_seconds=3600),
+        aws=stack.aws,
         clock=lambda: later,
     ).run_until_idle()
     assert recorder.batches == []
@@ -177,7 +180,7 @@ def test_records_older_than_maximum_age_are_discarded_unprocessed(stack):
 
 def test_latest_starting_position_skips_earlier_records(stack):
     put(stack, "before")
-    recorder = Recorder()
+    recorder = Recorder(stack)
     latest = poller(stack, recorder, starting_position="LATEST")
     put(stack, "after")
     latest.run_until_idle()
@@ -198,7 +201,7 @@ def test_invalid_item_identifier_fails_the_whole_batch(stack):
 
 
 def test_continues_after_idle(stack):
-    recorder = Recorder()
+    recorder = Recorder(stack)
     running = poller(stack, recorder)
     assert running.run_until_idle().invocations == 0
     put(stack, "c0")

@@ -5,7 +5,7 @@ response (or raises), so botocore never sends the request and everything above t
 own retries, our adapters' retries, the handlers, the local pollers — sees exactly what it would see
 from AWS. The request still reaches moto when the fault does not fire.
 
-    ddb = clients.hot_client("dynamodb")  # the ingestion's TransactWriteItems client
+    ddb = stack.aws.hot_client("dynamodb")  # the ingestion's TransactWriteItems client
     with inject(ddb, "TransactWriteItems", throttle(), times=3) as fault:
         ...
     assert fault.fired == 3
@@ -25,6 +25,8 @@ from typing import Any
 
 import boto3
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+
+from lambdas.adapters.clients import AwsClients
 
 Responder = Callable[[AWSPreparedRequest], AWSResponse]
 Matcher = Callable[[AWSPreparedRequest], bool]
@@ -106,12 +108,12 @@ def server_error() -> Responder:
     return json_error(500, "InternalServerError", "Internal server error")
 
 
-def partially_unprocessed(keep: int = 1, region: str | None = None) -> Responder:
+def partially_unprocessed(aws: AwsClients, keep: int = 1) -> Responder:
     """BatchWriteItem that really writes only the first ``keep`` requests of each table and returns the
     rest as UnprocessedItems, exactly as DynamoDB does under load.
 
     The JSON wire format of a BatchWriteItem body is the low-level client's parameter format, so the
-    kept part is written through a separate, un-hooked client.
+    kept part is written through a separate, un-hooked client (over ``aws``'s endpoint and account).
     """
     state: dict[str, Any] = {}
     lock = threading.Lock()
@@ -119,7 +121,7 @@ def partially_unprocessed(keep: int = 1, region: str | None = None) -> Responder
     def writer():
         with lock:
             if "client" not in state:
-                state["client"] = boto3.session.Session().client("dynamodb", region_name=region)
+                state["client"] = boto3.session.Session().client("dynamodb", **aws.connection_options())
             return state["client"]
 
     def respond(request: AWSPreparedRequest) -> AWSResponse:

@@ -13,17 +13,16 @@ import json
 import re
 from pathlib import Path
 
-import boto3
 import pytest
 import yaml
 
-from lambdas.adapters import clients
 from lambdas.domain import keys
-from lambdas.ingestion import handler as ingestion_handler
-from lambdas.stream import handler as stream_handler
+from local.pipeline import build_function
 from local.sqs_poller import SqsPoller
+from local.stack import INGESTION, STREAM
 from local.stream_poller import StreamPoller
 from tests.data.bad_inputs import build
+from tests.resources import purchases_table
 
 pytestmark = pytest.mark.integration
 
@@ -42,26 +41,20 @@ def purchase_key(text: str) -> tuple[str, str]:
     return tenant, compra
 
 
-@pytest.fixture(autouse=True)
-def cold_containers(stack):
-    clients.reset_clients()
-    yield
-
-
 def ingest(stack, key: str, data: bytes):
-    SqsPoller(stack.event_source("ingestarTickets"), ingestion_handler.handler).run_until_idle()
-    boto3.client("s3").put_object(Bucket=stack.names.bucket, Key=key, Body=data)
-    return SqsPoller(stack.event_source("ingestarTickets"), ingestion_handler.handler).run_until_idle()
+    SqsPoller(stack.event_source(INGESTION), build_function(stack, INGESTION), aws=stack.aws).run_until_idle()
+    stack.aws.client("s3").put_object(Bucket=stack.names.bucket, Key=key, Body=data)
+    return SqsPoller(stack.event_source(INGESTION), build_function(stack, INGESTION), aws=stack.aws).run_until_idle()
 
 
 def report(stack, key: str) -> dict:
     name = key[len("uploads/") :]
-    obj = boto3.client("s3").get_object(Bucket=stack.names.bucket, Key=f"ingest-reports/{name}.report.json")
+    obj = stack.aws.client("s3").get_object(Bucket=stack.names.bucket, Key=f"ingest-reports/{name}.report.json")
     return json.loads(obj["Body"].read())
 
 
 def table_items(stack) -> dict[tuple[str, str], dict]:
-    table = boto3.resource("dynamodb").Table(stack.names.table)
+    table = purchases_table(stack)
     response = table.scan()
     items = list(response["Items"])
     while "LastEvaluatedKey" in response:
@@ -121,9 +114,11 @@ def test_bad_input(stack, ingestion_logs, name):
     assert got["counts"]["purchases_written"] == len(want_items)
 
     # Stream side: one object per change, each in its own partition, ids decoded back exactly.
-    stream_stats = StreamPoller(stack.event_source("actualizarComprasStream"), stream_handler.handler).run_until_idle()
+    stream_stats = StreamPoller(
+        stack.event_source(STREAM), build_function(stack, STREAM), aws=stack.aws
+    ).run_until_idle()
     assert stream_stats.records_discarded == 0
-    listed = boto3.client("s3").list_objects_v2(Bucket=stack.names.bucket, Prefix="compras/").get("Contents", [])
+    listed = stack.aws.client("s3").list_objects_v2(Bucket=stack.names.bucket, Prefix="compras/").get("Contents", [])
     assert len(listed) == stream_stats.records_read
     exported = set()
     for obj in listed:
@@ -132,7 +127,9 @@ def test_bad_input(stack, ingestion_logs, name):
         fecha = item["fecha"]
         assert parsed.partition == (item["tenant_id"], fecha[:4], fecha[5:7], fecha[8:10])
         assert obj["Key"].startswith(keys.partition_prefix(*parsed.partition))
-        document = json.loads(boto3.client("s3").get_object(Bucket=stack.names.bucket, Key=obj["Key"])["Body"].read())
+        document = json.loads(
+            stack.aws.client("s3").get_object(Bucket=stack.names.bucket, Key=obj["Key"])["Body"].read()
+        )
         assert (document["tenant_id"], document["compra_id"]) == (parsed.tenant_id, parsed.compra_id)
         exported.add((parsed.tenant_id, parsed.compra_id))
     assert exported == set(items)

@@ -7,28 +7,26 @@ succeed ends in its queue (docs/operations.md describes the same semantics for o
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote, unquote_plus
 
-import boto3
 import pytest
 
 import pipeline_config as config
-from lambdas.adapters import clients, s3_put
+from lambdas.adapters import s3_put
 from lambdas.domain import keys, purchases
-from lambdas.ingestion import handler as ingestion_handler
 from lambdas.ingestion import service
-from lambdas.shared.settings import IngestionSettings
-from lambdas.stream import handler as stream_handler
+from local.pipeline import build_function, function_settings
 from local.sqs_poller import SqsPoller
+from local.stack import INGESTION, STREAM
 from local.stream_poller import StreamPoller, StreamPollerSettings
 from tests.data.bad_inputs import build
 from tests.factories import producto, purchase_item
 from tests.reliability import faults
+from tests.resources import purchases_table
 
 pytestmark = pytest.mark.integration
 
@@ -51,13 +49,14 @@ def lambda_runtime(handler):
 
 
 @pytest.fixture(autouse=True)
-def cold_containers(stack, fast_botocore_retries, monkeypatch):
-    # The ingestion's own backoff between UnprocessedItems/throttling retries, shortened (same attempts).
-    monkeypatch.setenv("BACKOFF_BASE_SECONDS", "0.001")
-    monkeypatch.setenv("BACKOFF_CAP_SECONDS", "0.01")
-    clients.reset_clients()
-    yield
-    clients.reset_clients()
+def fast_retries(fast_botocore_retries):
+    """botocore's retries without their sleeps (see tests/reliability/conftest.py); the ingestion's own backoff
+    is shortened by ``ingestion_function``."""
+
+
+def ingestion_function(stack):
+    """The deployed ingestion function with its own backoff between retries shortened (same attempts)."""
+    return build_function(stack, INGESTION, backoff_base_seconds=0.001, backoff_cap_seconds=0.01)
 
 
 # --- helpers --------------------------------------------------------------------------------------
@@ -69,7 +68,7 @@ def purchase(tenant_id: str, compra_id: str, fecha: str = "2024-03-01 10:00:00",
 
 
 def put_items(stack, items: list[dict]) -> None:
-    table = boto3.resource("dynamodb").Table(stack.names.table)
+    table = purchases_table(stack)
     for item in items:
         table.put_item(Item=item)
 
@@ -77,12 +76,15 @@ def put_items(stack, items: list[dict]) -> None:
 def stream_poller(stack, **overrides) -> StreamPoller:
     source = stack.event_source("actualizarComprasStream")
     return StreamPoller(
-        source, lambda_runtime(stream_handler.handler), StreamPollerSettings.from_mapping(source, **overrides)
+        source,
+        lambda_runtime(build_function(stack, STREAM)),
+        StreamPollerSettings.from_mapping(source, **overrides),
+        aws=stack.aws,
     )
 
 
 def exported(stack) -> list[keys.ObjectKey]:
-    s3 = boto3.client("s3")
+    s3 = stack.aws.client("s3")
     found = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=stack.names.bucket, Prefix="compras/"):
         found.extend(keys.parse_object_key(o["Key"]) for o in page.get("Contents", []))
@@ -98,7 +100,7 @@ def assert_exported_exactly(stack, expected: set[tuple[str, str, str]]) -> None:
 
 
 def failure_messages(stack) -> list[dict]:
-    sqs = boto3.client("sqs")
+    sqs = stack.aws.client("sqs")
     messages = []
     while True:
         batch = sqs.receive_message(
@@ -121,7 +123,7 @@ def compra_in_url(compra_id: str) -> str:
 
 def test_s3_slow_down_on_stream_puts_is_absorbed_by_retries(stack):
     put_items(stack, [purchase("S1", f"B{i}") for i in range(8)])
-    s3 = clients.hot_client("s3")
+    s3 = stack.aws.hot_client("s3")
     with faults.inject(s3, "PutObject", faults.slow_down(), times=4) as fault:
         stats = stream_poller(stack).run_until_idle()
 
@@ -135,7 +137,7 @@ def test_put_failing_past_retries_half_way_through_a_batch_is_retried_from_the_c
     """Record B4's PUT answers 500 more often than the PUT path tries (the lean attempt, then botocore's 6): the
     handler reports it, the poller retries from B4, the records after it are written again under the same keys."""
     put_items(stack, [purchase("S1", f"B{i}") for i in range(8)])
-    s3 = clients.hot_client("s3")
+    s3 = stack.aws.hot_client("s3")
     attempts = s3_put.LEAN_ATTEMPTS + s3.meta.config.retries["total_max_attempts"]
     with faults.inject(
         s3, "PutObject", faults.internal_error(), times=attempts, match=faults.url_contains(compra_in_url("B4"))
@@ -153,7 +155,7 @@ def test_function_crash_half_way_through_a_batch_is_bisected_and_retried(stack):
     """The process dies while writing B5's object (twice): Lambda sees function errors, bisects the batch
     and retries the halves; in the end every record is exported exactly once."""
     put_items(stack, [purchase("S1", f"B{i}") for i in range(8)])
-    s3 = clients.hot_client("s3")
+    s3 = stack.aws.hot_client("s3")
     with faults.inject(
         s3, "PutObject", faults.crash(), times=2, match=faults.url_contains(compra_in_url("B5"))
     ) as fault:
@@ -167,14 +169,14 @@ def test_function_crash_half_way_through_a_batch_is_bisected_and_retried(stack):
 
 def test_glue_failure_is_retried_until_the_partition_exists(stack):
     put_items(stack, [purchase("S1", "B1"), purchase("S2", "B2", fecha="2024-03-02 09:00:00")])
-    glue = clients.client("glue")
+    glue = stack.aws.client("glue")
     with faults.inject(glue, "BatchCreatePartition", faults.server_error(), times=6) as fault:
         stats = stream_poller(stack).run_until_idle()
 
     assert fault.fired == 6
     assert stats.records_discarded == 0
     assert_exported_exactly(stack, {("INSERT", "S1", "B1"), ("INSERT", "S2", "B2")})
-    partitions = boto3.client("glue").get_partitions(
+    partitions = stack.aws.client("glue").get_partitions(
         DatabaseName=stack.names.glue_database, TableName=stack.names.glue_table
     )["Partitions"]
     assert sorted(p["Values"] for p in partitions) == [["S1", "2024", "03", "01"], ["S2", "2024", "03", "02"]]
@@ -198,7 +200,7 @@ def test_poison_record_goes_to_the_failure_queue_and_the_shard_moves_on(stack):
     assert messages[0]["requestContext"]["condition"] == "RetryAttemptsExhausted"
     retries = stack.event_source("actualizarComprasStream").maximum_retry_attempts
     assert messages[0]["requestContext"]["approximateInvokeCount"] == retries + 1
-    streams = boto3.client("dynamodbstreams")
+    streams = stack.aws.client("dynamodbstreams")
     shard = streams.describe_stream(StreamArn=stack.table_stream_arn)["StreamDescription"]["Shards"][0]
     iterator = streams.get_shard_iterator(
         StreamArn=stack.table_stream_arn,
@@ -265,7 +267,7 @@ def expected_purchases(data: bytes, bucket: str, key: str) -> dict[tuple[str, st
 
 
 def table_items(stack) -> dict[tuple[str, str], dict]:
-    table = boto3.resource("dynamodb").Table(stack.names.table)
+    table = purchases_table(stack)
     items = []
     response = table.scan()
     items.extend(response["Items"])
@@ -279,14 +281,14 @@ def assert_table_exactly(stack, data: bytes, key: str = UPLOAD_KEY) -> None:
     expected = expected_purchases(data, stack.names.bucket, key)
     actual = table_items(stack)
     assert set(actual) == set(expected)
-    etag = boto3.client("s3").head_object(Bucket=stack.names.bucket, Key=key)["ETag"].strip('"')
+    etag = stack.aws.client("s3").head_object(Bucket=stack.names.bucket, Key=key)["ETag"].strip('"')
     for k, item in actual.items():
         assert item["source_etag"] == etag
         assert {n: v for n, v in item.items() if n not in VOLATILE} == expected[k], k
 
 
 def bucket_keys(stack) -> set[str]:
-    s3 = boto3.client("s3")
+    s3 = stack.aws.client("s3")
     keys_found: set[str] = set()
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=stack.names.bucket):
         keys_found.update(o["Key"] for o in page.get("Contents", []))
@@ -295,7 +297,9 @@ def bucket_keys(stack) -> set[str]:
 
 def report_of(stack, key: str = UPLOAD_KEY) -> dict:
     name = key[len("uploads/") :]
-    body = boto3.client("s3").get_object(Bucket=stack.names.bucket, Key=f"ingest-reports/{name}.report.json")["Body"]
+    body = stack.aws.client("s3").get_object(Bucket=stack.names.bucket, Key=f"ingest-reports/{name}.report.json")[
+        "Body"
+    ]
     return json.loads(body.read())
 
 
@@ -312,17 +316,18 @@ def sqs_poller(stack) -> SqsPoller:
     # Failed messages reappear at once instead of after the 1,800 s visibility timeout.
     return SqsPoller(
         stack.event_source("ingestarTickets"),
-        lambda_runtime(ingestion_handler.handler),
+        lambda_runtime(ingestion_function(stack)),
         retry_visibility_seconds=0,
+        aws=stack.aws,
     )
 
 
 def upload(stack, data: bytes, key: str = UPLOAD_KEY) -> None:
-    boto3.client("s3").put_object(Bucket=stack.names.bucket, Key=key, Body=data)
+    stack.aws.client("s3").put_object(Bucket=stack.names.bucket, Key=key, Body=data)
 
 
-def queue_depth(url: str) -> int:
-    attributes = boto3.client("sqs").get_queue_attributes(
+def queue_depth(stack, url: str) -> int:
+    attributes = stack.aws.client("sqs").get_queue_attributes(
         QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
     )["Attributes"]
     return sum(int(v) for v in attributes.values())
@@ -330,7 +335,7 @@ def queue_depth(url: str) -> int:
 
 def drain_test_events(stack) -> None:
     """Drop the s3:TestEvent moto sends when the notification is configured (the handler skips it too)."""
-    SqsPoller(stack.event_source("ingestarTickets"), ingestion_handler.handler).run_until_idle()
+    SqsPoller(stack.event_source("ingestarTickets"), build_function(stack, INGESTION), aws=stack.aws).run_until_idle()
 
 
 @pytest.fixture
@@ -342,7 +347,7 @@ def ingest_stack(stack):
 def test_dynamodb_throttling_is_absorbed_by_retries(ingest_stack):
     stack, data = ingest_stack, tickets_csv()
     upload(stack, data)
-    ddb = clients.hot_client("dynamodb")
+    ddb = ingest_stack.aws.hot_client("dynamodb")
     with faults.inject(ddb, "TransactWriteItems", faults.throttle(), times=4) as fault:
         stats = sqs_poller(stack).run_until_idle()
 
@@ -356,7 +361,7 @@ def test_throttling_outlasting_every_retry_fails_the_message_and_the_redelivery_
     stack, data = ingest_stack, tickets_csv()
     upload(stack, data)
     poller = sqs_poller(stack)
-    ddb = clients.hot_client("dynamodb")
+    ddb = ingest_stack.aws.hot_client("dynamodb")
     with faults.inject(ddb, "TransactWriteItems", faults.throttle(), times=None) as fault:
         first = poller.poll_once()
     assert fault.fired > 0
@@ -373,7 +378,7 @@ def test_throttling_outlasting_every_retry_fails_the_message_and_the_redelivery_
 def test_cancelled_transactions_are_resent_until_written(ingest_stack):
     stack, data = ingest_stack, tickets_csv()
     upload(stack, data)
-    ddb = clients.hot_client("dynamodb")
+    ddb = ingest_stack.aws.hot_client("dynamodb")
     with faults.inject(ddb, "TransactWriteItems", faults.transaction_conflict(), times=3) as fault:
         stats = sqs_poller(stack).run_until_idle()
 
@@ -386,7 +391,7 @@ def test_cancelled_transactions_are_resent_until_written(ingest_stack):
 def test_s3_slow_down_on_get_is_absorbed_by_retries(ingest_stack):
     stack, data = ingest_stack, tickets_csv()
     upload(stack, data)
-    with faults.inject(clients.client("s3"), "GetObject", faults.slow_down(), times=3) as fault:
+    with faults.inject(ingest_stack.aws.client("s3"), "GetObject", faults.slow_down(), times=3) as fault:
         stats = sqs_poller(stack).run_until_idle()
 
     assert fault.fired == 3
@@ -404,8 +409,10 @@ def test_s3_500_outlasting_retries_fails_the_message_and_the_redelivery_loads_it
     stack, data = ingest_stack, tickets_csv()
     upload(stack, data)
     poller = sqs_poller(stack)
-    attempts = clients.client("s3").meta.config.retries["total_max_attempts"]
-    with faults.inject(clients.client("s3"), operation, faults.internal_error(), times=attempts, match=match) as fault:
+    attempts = ingest_stack.aws.client("s3").meta.config.retries["total_max_attempts"]
+    with faults.inject(
+        ingest_stack.aws.client("s3"), operation, faults.internal_error(), times=attempts, match=match
+    ) as fault:
         first = poller.poll_once()
     assert fault.fired == attempts
     assert (first.messages_received, first.messages_failed) == (1, 1)
@@ -430,7 +437,7 @@ def test_function_crash_half_way_through_a_file_and_the_redelivery(ingest_stack)
     stack, data = ingest_stack, tickets_csv(baskets=450)  # 450 purchases: 5 transactions of 100
     upload(stack, data)
     poller = sqs_poller(stack)
-    ddb = clients.hot_client("dynamodb")
+    ddb = ingest_stack.aws.hot_client("dynamodb")
     with faults.inject(ddb, "TransactWriteItems", faults.crash(), after=2, times=1) as fault:
         first = poller.poll_once()
     assert fault.fired == 1
@@ -448,7 +455,7 @@ def test_a_read_that_breaks_off_mid_object_writes_nothing_and_is_retried(ingest_
     stack, data = ingest_stack, tickets_csv(baskets=300)
     upload(stack, data)
     poller = sqs_poller(stack)
-    s3_client = clients.client("s3")
+    s3_client = ingest_stack.aws.client("s3")
     with faults.inject(s3_client, "GetObject", faults.body_breaks_off(after_bytes=len(data) // 2)) as fault:
         first = poller.poll_once()
     assert fault.fired == 1 and first.messages_failed == 1
@@ -462,15 +469,15 @@ def test_an_object_deleted_while_its_message_waits_or_fails_writes_nothing_and_i
     stack, data = ingest_stack, tickets_csv()
     upload(stack, data)
     poller = sqs_poller(stack)
-    with faults.inject(clients.client("s3"), "GetObject", faults.body_breaks_off(after_bytes=1000)):
+    with faults.inject(ingest_stack.aws.client("s3"), "GetObject", faults.body_breaks_off(after_bytes=1000)):
         assert poller.poll_once().messages_failed == 1  # the read broke off...
-    s3 = boto3.client("s3")
+    s3 = ingest_stack.aws.client("s3")
     for version in s3.list_object_versions(Bucket=stack.names.bucket, Prefix=UPLOAD_KEY)["Versions"]:
         s3.delete_object(Bucket=stack.names.bucket, Key=UPLOAD_KEY, VersionId=version["VersionId"])  # ...then gone
     stats = poller.run_until_idle()
     assert (stats.messages_deleted, stats.messages_failed) == (1, 0)  # reported in the logs, not retried
     assert table_items(stack) == {}
-    assert queue_depth(stack.ingest_dlq_url) == 0
+    assert queue_depth(stack, stack.ingest_dlq_url) == 0
 
 
 def test_an_object_overwritten_while_read_ingests_each_version_whole_and_the_newer_wins(ingest_stack):
@@ -478,7 +485,7 @@ def test_an_object_overwritten_while_read_ingests_each_version_whole_and_the_new
     old, new = tickets_csv(product="Antiguo"), tickets_csv(product="Nuevo")
     upload(stack, old)
     poller = sqs_poller(stack)
-    s3_client = clients.client("s3")
+    s3_client = ingest_stack.aws.client("s3")
     overwritten = []
 
     def overwrite_during_the_read(request):
@@ -486,7 +493,7 @@ def test_an_object_overwritten_while_read_ingests_each_version_whole_and_the_new
             not overwritten and "versionId=" in request.url
         ):  # the new version lands while the old one's message is being processed
             time.sleep(1.1)  # LastModified has one-second resolution
-            boto3.client("s3").put_object(Bucket=stack.names.bucket, Key=UPLOAD_KEY, Body=new)
+            ingest_stack.aws.client("s3").put_object(Bucket=stack.names.bucket, Key=UPLOAD_KEY, Body=new)
             overwritten.append(1)
         return None
 
@@ -500,7 +507,7 @@ def test_an_object_overwritten_while_read_ingests_each_version_whole_and_the_new
 def test_an_older_version_redelivered_after_the_newer_one_never_replaces_it(ingest_stack):
     stack = ingest_stack
     old, new = tickets_csv(product="Antiguo"), tickets_csv(product="Nuevo")
-    sqs = boto3.client("sqs")
+    sqs = ingest_stack.aws.client("sqs")
     upload(stack, old)
     old_message = sqs.receive_message(QueueUrl=stack.ingest_queue_url)["Messages"][0]
     time.sleep(1.1)
@@ -522,10 +529,10 @@ def test_two_files_racing_leave_the_newer_ones_purchases(ingest_stack):
     upload(stack, old, key="uploads/faults/old.csv")
     time.sleep(1.1)
     upload(stack, new, key="uploads/faults/new.csv")
-    messages = boto3.client("sqs").receive_message(QueueUrl=stack.ingest_queue_url, MaxNumberOfMessages=10)
+    messages = ingest_stack.aws.client("sqs").receive_message(QueueUrl=stack.ingest_queue_url, MaxNumberOfMessages=10)
     event = sqs_poller(stack).build_event(messages["Messages"])
     assert len(event["Records"]) == 2
-    ingestion = service.build_ingestion(IngestionSettings.from_env(os.environ))
+    ingestion = service.build_ingestion(function_settings(stack, INGESTION), stack.aws)
     barrier = threading.Barrier(2)
 
     def ingest(record):
@@ -543,7 +550,7 @@ def test_two_files_racing_leave_the_newer_ones_purchases(ingest_stack):
 def test_the_same_s3_event_delivered_twice(ingest_stack):
     stack, data = ingest_stack, tickets_csv()
     upload(stack, data)
-    sqs = boto3.client("sqs")
+    sqs = ingest_stack.aws.client("sqs")
     message = sqs.receive_message(QueueUrl=stack.ingest_queue_url, VisibilityTimeout=0)["Messages"][0]
     sqs.send_message(QueueUrl=stack.ingest_queue_url, MessageBody=message["Body"])
 
@@ -559,16 +566,16 @@ def test_a_message_failing_every_delivery_reaches_the_dlq_and_redrives_cleanly(i
     upload(stack, data)
     poller = sqs_poller(stack)
     max_receives = config.queue_settings()["maxReceiveCount"]
-    with faults.inject(clients.hot_client("dynamodb"), "TransactWriteItems", faults.throttle(), times=None):
+    with faults.inject(ingest_stack.aws.hot_client("dynamodb"), "TransactWriteItems", faults.throttle(), times=None):
         stats = poller.run_until_idle()
     assert stats.messages_failed == max_receives
-    assert queue_depth(stack.ingest_queue_url) == 0
-    assert queue_depth(stack.ingest_dlq_url) == 1
+    assert queue_depth(stack, stack.ingest_queue_url) == 0
+    assert queue_depth(stack, stack.ingest_dlq_url) == 1
     assert table_items(stack) == {}
 
     # The redrive of docs/operations.md. On AWS: aws sqs start-message-move-task (moto 5.2.5 lacks it), which
     # moves the messages unchanged, as this does.
-    sqs = boto3.client("sqs")
+    sqs = ingest_stack.aws.client("sqs")
     for message in sqs.receive_message(QueueUrl=stack.ingest_dlq_url, MaxNumberOfMessages=10)["Messages"]:
         sqs.send_message(QueueUrl=stack.ingest_queue_url, MessageBody=message["Body"])
         sqs.delete_message(QueueUrl=stack.ingest_dlq_url, ReceiptHandle=message["ReceiptHandle"])
@@ -582,13 +589,15 @@ def test_a_message_in_the_dlq_after_part_of_its_file_was_written_leaves_only_who
     stack, data = ingest_stack, tickets_csv(baskets=250)  # 3 transactions
     upload(stack, data)
     poller = sqs_poller(stack)
-    with faults.inject(clients.hot_client("dynamodb"), "TransactWriteItems", faults.throttle(), after=1, times=None):
+    with faults.inject(
+        ingest_stack.aws.hot_client("dynamodb"), "TransactWriteItems", faults.throttle(), after=1, times=None
+    ):
         stats = poller.run_until_idle()
     assert stats.messages_failed == config.queue_settings()["maxReceiveCount"]
-    assert queue_depth(stack.ingest_dlq_url) == 1
+    assert queue_depth(stack, stack.ingest_dlq_url) == 1
     written = assert_every_item_whole(stack, data)  # what a reader sees meanwhile: whole purchases only
     assert 0 < written < len(expected_purchases(data, stack.names.bucket, UPLOAD_KEY))
-    sqs = boto3.client("sqs")
+    sqs = ingest_stack.aws.client("sqs")
     for message in sqs.receive_message(QueueUrl=stack.ingest_dlq_url, MaxNumberOfMessages=10)["Messages"]:
         sqs.send_message(QueueUrl=stack.ingest_queue_url, MessageBody=message["Body"])
         sqs.delete_message(QueueUrl=stack.ingest_dlq_url, ReceiptHandle=message["ReceiptHandle"])
@@ -601,9 +610,15 @@ def test_ingestion_then_export_under_faults_gives_one_object_per_stream_record(i
     stack, data = ingest_stack, tickets_csv(baskets=30)
     upload(stack, data)
     with (
-        faults.inject(clients.hot_client("dynamodb"), "TransactWriteItems", faults.transaction_conflict(), times=2),
         faults.inject(
-            clients.hot_client("s3"), "PutObject", faults.slow_down(), times=5, match=faults.url_contains("/compras/")
+            ingest_stack.aws.hot_client("dynamodb"), "TransactWriteItems", faults.transaction_conflict(), times=2
+        ),
+        faults.inject(
+            ingest_stack.aws.hot_client("s3"),
+            "PutObject",
+            faults.slow_down(),
+            times=5,
+            match=faults.url_contains("/compras/"),
         ),
     ):
         sqs_poller(stack).run_until_idle()
@@ -628,7 +643,7 @@ def test_poison_record_fixed_in_the_table_is_exported(stack):
     assert len(failure_messages(stack)) == 1
     assert_exported_exactly(stack, {("INSERT", "S1", "OK")})
 
-    boto3.resource("dynamodb").Table(stack.names.table).update_item(
+    purchases_table(stack).update_item(
         Key={"tenant_id": "S1", "compra_id": "POISON"},
         UpdateExpression="SET fecha = :fecha, export_requested_at = :now",
         ExpressionAttributeValues={":fecha": "2024-03-01 10:00:00", ":now": "2024-03-02T00:00:00Z"},

@@ -3,15 +3,14 @@ is; the data stays in the table, the JSON documents and the access-controlled re
 
 from __future__ import annotations
 
-import boto3
 import pytest
 
-from lambdas.adapters import clients
-from lambdas.ingestion import handler as ingestion_handler
-from lambdas.stream import handler as stream_handler
+from local.pipeline import build_function
 from local.sqs_poller import SqsPoller
+from local.stack import INGESTION, STREAM
 from local.stream_poller import StreamPoller
 from tests.data.bad_inputs import build
+from tests.resources import purchases_table
 
 pytestmark = pytest.mark.integration
 
@@ -45,16 +44,15 @@ def csv_bytes() -> bytes:
 
 
 def test_no_customer_row_is_logged_at_info(stack, ingestion_logs):
-    clients.reset_clients()
     key = "uploads/logging/tickets.csv"
-    SqsPoller(stack.event_source("ingestarTickets"), ingestion_handler.handler).run_until_idle()
+    SqsPoller(stack.event_source(INGESTION), build_function(stack, INGESTION), aws=stack.aws).run_until_idle()
     data = csv_bytes()
-    boto3.client("s3").put_object(Bucket=stack.names.bucket, Key=key, Body=data)
-    stats = SqsPoller(stack.event_source("ingestarTickets"), ingestion_handler.handler).run_until_idle()
-    StreamPoller(stack.event_source("actualizarComprasStream"), stream_handler.handler).run_until_idle()
+    stack.aws.client("s3").put_object(Bucket=stack.names.bucket, Key=key, Body=data)
+    stats = SqsPoller(stack.event_source(INGESTION), build_function(stack, INGESTION), aws=stack.aws).run_until_idle()
+    StreamPoller(stack.event_source(STREAM), build_function(stack, STREAM), aws=stack.aws).run_until_idle()
 
     assert stats.messages_deleted == 1
-    table = boto3.resource("dynamodb").Table(stack.names.table)
+    table = purchases_table(stack)
     assert table.scan()["Count"] == 2  # the data was really ingested (and the bad row rejected)
     lines = ingestion_logs.at_or_above("INFO")
     assert any(key in line for line in lines), "the ingestion is logged at all"

@@ -3,18 +3,18 @@ uploaded key, and the handler accepts it; the command runs `serverless invoke lo
 virtualenv and the function's timeout; missing pieces are clear errors.
 
 moto stands in for the deployed stage: the `stack` fixture is the packaged template deployed into moto's
-CloudFormation as stack `compras-test` (local/stack.py), with its DataBucketName output. The Serverless CLI
-itself is not run here (it ignores AWS_ENDPOINT_URL, so it cannot reach moto): the event it would pass is
-given to the real handler instead."""
+CloudFormation as stack `compras-test` (local/stack.py), with its DataBucketName output; the tool is given the
+stand-in's clients (``main(..., aws=stack.aws)``). The Serverless CLI itself is not run here (it ignores
+AWS_ENDPOINT_URL, so it cannot reach moto): the event it would pass is given to the real function instead."""
 
 from __future__ import annotations
 
 import json
 
-import boto3
 import pytest
 
-from lambdas.ingestion import handler as ingestion
+from local.pipeline import build_function
+from local.stack import INGESTION
 from tests.lambdas.ingestion.test_handler import GOOD, context, drain_test_event, report_of, table_items
 from tools import invoke_local
 
@@ -23,11 +23,11 @@ pytestmark = pytest.mark.integration
 
 def test_ingestion_event_names_the_newest_upload_and_the_handler_loads_it(stack, tmp_path, capsys):
     drain_test_event(stack)
-    s3 = boto3.client("s3")
+    s3 = stack.aws.client("s3")
     key = "uploads/tienda norte/enero ñ.csv"
     s3.put_object(Bucket=stack.names.bucket, Key=key, Body=GOOD.encode())
 
-    assert invoke_local.main(["ingestarTickets", "--stage", "test", "--dry-run"], out_dir=tmp_path) == 0
+    assert invoke_local.main(["ingestarTickets", "--stage", "test", "--dry-run"], out_dir=tmp_path, aws=stack.aws) == 0
     event = json.loads((tmp_path / "ingestarTickets.json").read_text(encoding="utf-8"))
     (notification,) = json.loads(event["Records"][0]["body"])["Records"]
     assert notification["s3"]["bucket"]["name"] == stack.names.bucket
@@ -35,7 +35,7 @@ def test_ingestion_event_names_the_newest_upload_and_the_handler_loads_it(stack,
     assert notification["s3"]["object"]["size"] == len(GOOD.encode())
     assert event["Records"][0]["eventSourceARN"].endswith(f":{stack.names.ingest_queue}")
 
-    assert ingestion.handler(event, context()) == {"batchItemFailures": []}
+    assert build_function(stack, INGESTION)(event, context()) == {"batchItemFailures": []}
     assert report_of(stack, key)["status"] == "loaded_with_rejections"
     assert sorted(table_items(stack)) == [("S1", "B1"), ("S2", "B2")]
     printed = capsys.readouterr().err
@@ -43,7 +43,7 @@ def test_ingestion_event_names_the_newest_upload_and_the_handler_loads_it(stack,
 
     s3.put_object(Bucket=stack.names.bucket, Key="uploads/other.csv", Body=GOOD.encode())
     args = ["ingestarTickets", "--stage", "test", "--key", key, "--dry-run"]
-    assert invoke_local.main(args, out_dir=tmp_path) == 0  # KEY= picks the object, whatever is newer
+    assert invoke_local.main(args, out_dir=tmp_path, aws=stack.aws) == 0  # KEY= picks the object, whatever is newer
     event = json.loads((tmp_path / "ingestarTickets.json").read_text(encoding="utf-8"))
     assert json.loads(event["Records"][0]["body"])["Records"][0]["s3"]["object"]["key"].endswith("enero+%C3%B1.csv")
 
@@ -79,21 +79,21 @@ def test_report_event_takes_tenant_and_range(stack, tmp_path):
         "2024-05-02",
         "--dry-run",
     ]
-    assert invoke_local.main(args, out_dir=tmp_path) == 0
+    assert invoke_local.main(args, out_dir=tmp_path, aws=stack.aws) == 0
     event = json.loads((tmp_path / "generarReporteCompras.json").read_text(encoding="utf-8"))
     assert event == {"tenant_id": "madrid-centro", "from": "2024-05-02", "to": "2024-05-31"}
 
 
 def test_missing_stage_upload_or_sample_are_clear_errors(stack, tmp_path, capsys):
-    assert invoke_local.main(["ingestarTickets", "--stage", "qa", "--dry-run"], out_dir=tmp_path) == 2
+    assert invoke_local.main(["ingestarTickets", "--stage", "qa", "--dry-run"], out_dir=tmp_path, aws=stack.aws) == 2
     assert "stage 'qa' is not deployed" in capsys.readouterr().err
-    assert invoke_local.main(["ingestarTickets", "--stage", "test", "--dry-run"], out_dir=tmp_path) == 2
+    assert invoke_local.main(["ingestarTickets", "--stage", "test", "--dry-run"], out_dir=tmp_path, aws=stack.aws) == 2
     assert "no uploads/*.csv in s3://" in capsys.readouterr().err
     args = ["ingestarTickets", "--stage", "test", "--key", "uploads/nope.csv", "--dry-run"]
-    assert invoke_local.main(args, out_dir=tmp_path) == 2
+    assert invoke_local.main(args, out_dir=tmp_path, aws=stack.aws) == 2
     assert "uploads/nope.csv cannot be read" in capsys.readouterr().err
     args = ["actualizarComprasStream", "--stage", "test", "--event", "nope.json", "--dry-run"]
-    assert invoke_local.main(args, out_dir=tmp_path) == 2
+    assert invoke_local.main(args, out_dir=tmp_path, aws=stack.aws) == 2
     assert (
         "no sample event nope.json for actualizarComprasStream: one of batch.json, insert.json"
         in capsys.readouterr().err

@@ -18,7 +18,6 @@ import pytest
 from botocore.stub import Stubber
 
 from lambdas.adapters import athena
-from lambdas.adapters.clients import client
 from lambdas.domain import queries
 
 # ------------------------------------------------------------------------------------------- pure parts
@@ -159,14 +158,16 @@ def test_run_query_in_the_stage_workgroup_with_typed_rows(stack, aws):
         COLUMNS,
     )
     result = athena.run_query(
-        "SELECT 1", workgroup=names.athena_workgroup, database=names.glue_database, timeout_seconds=30
+        stack.aws, "SELECT 1", workgroup=names.athena_workgroup, database=names.glue_database, timeout_seconds=30
     )
     assert result.columns == ["dia", "compras", "ingresos"]
     assert result.rows == [
         {"dia": "2024-01-01", "compras": 3, "ingresos": Decimal("10.5000")},
         {"dia": "2024-01-02", "compras": 1, "ingresos": None},
     ]
-    execution = client("athena").get_query_execution(QueryExecutionId=result.query_execution_id)["QueryExecution"]
+    execution = stack.aws.client("athena").get_query_execution(QueryExecutionId=result.query_execution_id)[
+        "QueryExecution"
+    ]
     assert execution["WorkGroup"] == names.athena_workgroup
     assert execution["QueryExecutionContext"]["Database"] == names.glue_database
     assert execution["Query"] == "SELECT 1"
@@ -176,22 +177,23 @@ def test_run_query_in_the_stage_workgroup_with_typed_rows(stack, aws):
 def test_enforced_workgroup_location_is_left_to_the_workgroup(stack):
     names = stack.names
     query_id = athena.start_query(
+        stack.aws,
         "SELECT 1",
         workgroup=names.athena_workgroup,
         database=names.glue_database,
         fallback_output_location="s3://elsewhere/results/",
     )
-    execution = client("athena").get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
+    execution = stack.aws.client("athena").get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
     assert "OutputLocation" not in execution.get("ResultConfiguration", {})
 
 
 @pytest.mark.integration
 def test_fallback_location_is_sent_when_the_workgroup_has_none(aws):
-    client("athena").create_work_group(Name="bare", Configuration={})
+    aws.clients.client("athena").create_work_group(Name="bare", Configuration={})
     query_id = athena.start_query(
-        "SELECT 1", workgroup="bare", database="db", fallback_output_location="s3://bucket/athena-results/"
+        aws.clients, "SELECT 1", workgroup="bare", database="db", fallback_output_location="s3://bucket/athena-results/"
     )
-    execution = client("athena").get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
+    execution = aws.clients.client("athena").get_query_execution(QueryExecutionId=query_id)["QueryExecution"]
     assert execution["ResultConfiguration"]["OutputLocation"].startswith("s3://bucket/athena-results/")
 
 
@@ -199,8 +201,9 @@ def test_fallback_location_is_sent_when_the_workgroup_has_none(aws):
 def test_polls_with_exponential_backoff_until_succeeded(stack, slow_queries):
     slow_queries(3)  # moves on every 3rd poll: polls 1-2 QUEUED, 3-5 RUNNING, 6 SUCCEEDED
     clock = FakeClock()
-    query_id = athena.start_query("SELECT 1", workgroup=stack.names.athena_workgroup, database="db")
+    query_id = athena.start_query(stack.aws, "SELECT 1", workgroup=stack.names.athena_workgroup, database="db")
     execution = athena.wait_for_query(
+        stack.aws,
         query_id,
         timeout_seconds=60,
         backoff=athena.Backoff(initial=0.25, maximum=1.0),
@@ -215,9 +218,10 @@ def test_polls_with_exponential_backoff_until_succeeded(stack, slow_queries):
 def test_deadline_stops_the_query_and_says_so(stack, slow_queries):
     slow_queries(1000)
     clock = FakeClock()
-    query_id = athena.start_query("SELECT 1", workgroup=stack.names.athena_workgroup, database="db")
+    query_id = athena.start_query(stack.aws, "SELECT 1", workgroup=stack.names.athena_workgroup, database="db")
     with pytest.raises(athena.AthenaQueryTimeout, match=r"still QUEUED after 3 s: stopped it") as raised:
         athena.wait_for_query(
+            stack.aws,
             query_id,
             timeout_seconds=3,
             backoff=athena.Backoff(initial=1, maximum=1),
@@ -227,22 +231,24 @@ def test_deadline_stops_the_query_and_says_so(stack, slow_queries):
         )
     assert "query tendencias_diarias" in str(raised.value)
     assert sum(clock.sleeps) == pytest.approx(3)
-    state = client("athena").get_query_execution(QueryExecutionId=query_id)["QueryExecution"]["Status"]["State"]
+    state = stack.aws.client("athena").get_query_execution(QueryExecutionId=query_id)["QueryExecution"]["Status"][
+        "State"
+    ]
     assert state == "CANCELLED"
 
 
 @pytest.mark.integration
 def test_cancelled_query_is_a_clear_error(stack):
-    query_id = athena.start_query("SELECT 1", workgroup=stack.names.athena_workgroup, database="db")
-    client("athena").stop_query_execution(QueryExecutionId=query_id)
+    query_id = athena.start_query(stack.aws, "SELECT 1", workgroup=stack.names.athena_workgroup, database="db")
+    stack.aws.client("athena").stop_query_execution(QueryExecutionId=query_id)
     with pytest.raises(athena.AthenaQueryError, match=rf"{query_id} ended CANCELLED") as raised:
-        athena.wait_for_query(query_id, timeout_seconds=5)
+        athena.wait_for_query(stack.aws, query_id, timeout_seconds=5)
     assert raised.value.state == "CANCELLED"
 
 
 @pytest.mark.integration
 def test_failed_query_carries_athenas_reason(aws):
-    athena_client = client("athena")
+    athena_client = aws.clients.client("athena")
     with Stubber(athena_client) as stub:
         stub.add_response(
             "get_query_execution",
@@ -259,7 +265,7 @@ def test_failed_query_carries_athenas_reason(aws):
             {"QueryExecutionId": "q-1"},
         )
         with pytest.raises(athena.AthenaQueryError) as raised:
-            athena.wait_for_query("q-1", timeout_seconds=5, label="query top_productos")
+            athena.wait_for_query(aws.clients, "q-1", timeout_seconds=5, label="query top_productos")
     message = str(raised.value)
     assert "query top_productos q-1 ended FAILED" in message
     assert "Column 'dia' cannot be resolved" in message
@@ -269,7 +275,7 @@ def test_failed_query_carries_athenas_reason(aws):
 
 @pytest.mark.integration
 def test_fetch_results_follows_next_token_across_pages(aws):
-    athena_client = client("athena")
+    athena_client = aws.clients.client("athena")
     with Stubber(athena_client) as stub:
         stub.add_response(
             "get_query_results",
@@ -292,7 +298,7 @@ def test_fetch_results_follows_next_token_across_pages(aws):
             },
             {"QueryExecutionId": "q-2", "MaxResults": 2, "NextToken": "page-2"},
         )
-        _, _, rows = athena.fetch_results("q-2", page_size=2)
+        _, _, rows = athena.fetch_results(aws.clients, "q-2", page_size=2)
         stub.assert_no_pending_responses()
     assert [r["compras"] for r in rows] == [1, 2, 3]
     assert rows[2]["ingresos"] == Decimal("3.0000")
@@ -304,6 +310,7 @@ def test_runner_binds_the_named_query_with_views_inlined(stack, aws):
     query_file = queries.load()
     clock = FakeClock()
     runner = athena.AthenaRunner(
+        stack.aws,
         query_file=query_file,
         workgroup=names.athena_workgroup,
         database=names.glue_database,
@@ -316,7 +323,9 @@ def test_runner_binds_the_named_query_with_views_inlined(stack, aws):
     rows = runner.run("tendencias_diarias", params)
     assert rows == [{"dia": "2024-01-01", "compras": 3, "ingresos": Decimal("9.0000")}]
     (execution,) = runner.executions
-    sent = client("athena").get_query_execution(QueryExecutionId=execution.query_execution_id)["QueryExecution"]
+    sent = stack.aws.client("athena").get_query_execution(QueryExecutionId=execution.query_execution_id)[
+        "QueryExecution"
+    ]
     sql = sent["Query"]
     # The user's text is one escaped string literal, and the view the query reads travels with it.
     assert "'tienda''; DROP TABLE x; --'" in sql
@@ -329,6 +338,7 @@ def test_runner_binds_the_named_query_with_views_inlined(stack, aws):
 def test_runner_refuses_to_start_after_the_deadline(stack):
     clock = FakeClock()
     runner = athena.AthenaRunner(
+        stack.aws,
         query_file=queries.load(),
         workgroup=stack.names.athena_workgroup,
         database=stack.names.glue_database,
@@ -341,11 +351,11 @@ def test_runner_refuses_to_start_after_the_deadline(stack):
 
 
 class AthenaCalls:
-    """Records the Athena operations the shared client sends, in order (botocore's before-call event)."""
+    """Records the Athena operations the composition's client sends, in order (botocore's before-call event)."""
 
-    def __init__(self) -> None:
+    def __init__(self, aws) -> None:
         self.operations: list[str] = []
-        self._client = client("athena")
+        self._client = aws.client("athena")
 
     def _record(self, model, **_):
         self.operations.append(model.name)
@@ -360,6 +370,7 @@ class AthenaCalls:
 
 def _runner(stack, clock, seconds=600):
     return athena.AthenaRunner(
+        stack.aws,
         query_file=queries.load(),
         workgroup=stack.names.athena_workgroup,
         database=stack.names.glue_database,
@@ -384,7 +395,7 @@ def test_run_all_starts_every_query_before_waiting_for_any(stack, aws, slow_quer
         queue_results(aws, [athena_row("dia"), athena_row(day)], [athena_column("dia", "varchar")])
     clock = FakeClock()
     runner = _runner(stack, clock)
-    with AthenaCalls() as calls:
+    with AthenaCalls(stack.aws) as calls:
         results = runner.run_all(NAMES, REPORT_PARAMS)
     starts = [i for i, op in enumerate(calls.operations) if op == "StartQueryExecution"]
     assert len(starts) == 4 and max(starts) < calls.operations.index("GetQueryExecution")
@@ -402,7 +413,7 @@ def test_run_all_stops_the_other_queries_when_one_fails(stack, slow_queries):
     runner = _runner(stack, clock, seconds=3)
     with pytest.raises(athena.AthenaQueryTimeout, match="query tendencias_diarias"):
         runner.run_all(NAMES, REPORT_PARAMS)
-    athena_client = client("athena")
+    athena_client = stack.aws.client("athena")
     ids = athena_client.list_query_executions(WorkGroup=stack.names.athena_workgroup)["QueryExecutionIds"]
     states = {athena_client.get_query_execution(QueryExecutionId=i)["QueryExecution"]["Status"]["State"] for i in ids}
     assert len(ids) == 4 and states == {"CANCELLED"}

@@ -3,14 +3,13 @@ newer one, cancellation reasons, throttling retries, items refused for good, the
 
 from __future__ import annotations
 
-import functools
 import json
 from decimal import Decimal
 
-import boto3
 import pytest
+from boto3.dynamodb.types import TypeSerializer
 
-from lambdas.adapters import clients
+from lambdas.adapters.clients import AwsClients
 from lambdas.adapters.dynamodb import ConditionalWriter, WritePolicy, WriteRetriesExhausted
 from lambdas.domain.purchases import WriteOutcome
 from tests.reliability import faults
@@ -32,11 +31,11 @@ def item(n: int, **extra) -> dict:
     }
 
 
-def scan(table: str) -> dict[tuple[str, str], dict]:
+def scan(aws, table: str) -> dict[tuple[str, str], dict]:
     from boto3.dynamodb.types import TypeDeserializer
 
     des = TypeDeserializer()
-    pages = clients.client("dynamodb").get_paginator("scan").paginate(TableName=table)
+    pages = aws.client("dynamodb").get_paginator("scan").paginate(TableName=table)
     out = {}
     for page in pages:
         for raw in page["Items"]:
@@ -47,9 +46,13 @@ def scan(table: str) -> dict[tuple[str, str], dict]:
 
 @pytest.fixture
 def table(stack):
-    clients.reset_clients()
-    yield stack.names.table
-    clients.reset_clients()
+    return stack.names.table
+
+
+@pytest.fixture
+def clients(stack):
+    """The clients of the stand-in (what the ingestion's composition root would pass)."""
+    return stack.aws
 
 
 @pytest.fixture
@@ -68,22 +71,22 @@ ORDER_OLD = "2026-01-01T00:00:00Z 75706c6f6164732f612e637376 " + "0" * 32 + " nu
 ORDER_NEW = "2026-01-01T00:00:05Z 75706c6f6164732f612e637376 " + "0" * 32 + " null"
 
 
-def test_writes_many_items_in_parallel_transactions(table):
-    with ConditionalWriter(table, WritePolicy(concurrency=4)) as writer:
+def test_writes_many_items_in_parallel_transactions(table, clients):
+    with ConditionalWriter(clients, table, WritePolicy(concurrency=4)) as writer:
         for n in range(260):
             writer.put(item(n))
         assert writer.flush() == WriteOutcome()
         assert writer.requests_sent == 3  # ceil(260 / 100)
         assert writer.items_written == 260
-    stored = scan(table)
+    stored = scan(clients, table)
     assert len(stored) == 260
     assert stored[("S1", "B0007")]["productos"][0]["precio_unitario"] == Decimal("1.25")
     assert stored[("S1", "B0007")]["productos"][1]["precio_unitario"] is None
     assert stored[("S1", "B0007")]["source_order"] == ORDER_OLD
 
 
-def test_an_older_source_never_replaces_a_newer_one_and_the_same_source_rewrites(table):
-    with ConditionalWriter(table) as writer:
+def test_an_older_source_never_replaces_a_newer_one_and_the_same_source_rewrites(table, clients):
+    with ConditionalWriter(clients, table) as writer:
         writer.put(item(1, source_order=ORDER_NEW, fecha="2024-03-02 00:00:00"))
         writer.put(item(2, source_order=ORDER_OLD))
         assert writer.flush() == WriteOutcome()
@@ -94,21 +97,22 @@ def test_an_older_source_never_replaces_a_newer_one_and_the_same_source_rewrites
         writer.put(item(1, source_order=ORDER_NEW, fecha="2024-03-02 00:00:00"))  # same source: idempotent
         outcome = writer.flush()
     assert outcome == WriteOutcome(superseded=1, superseded_lines=2)
-    stored = scan(table)
+    stored = scan(clients, table)
     assert stored[("S1", "B0001")]["fecha"] == "2024-03-02 00:00:00"
     assert stored[("S1", "B0001")]["source_order"] == ORDER_NEW
     assert stored[("S1", "B0002")]["fecha"] == "2024-03-09 00:00:00"
     assert ("S1", "B0003") in stored
 
 
-def test_an_item_without_source_order_written_by_others_is_replaced(table):
+def test_an_item_without_source_order_written_by_others_is_replaced(table, clients):
     legacy = item(4)
     legacy.pop("source_order")
-    boto3.resource("dynamodb").Table(table).put_item(Item=legacy)
-    with ConditionalWriter(table) as writer:
+    serializer = TypeSerializer()
+    clients.client("dynamodb").put_item(TableName=table, Item={k: serializer.serialize(v) for k, v in legacy.items()})
+    with ConditionalWriter(clients, table) as writer:
         writer.put(item(4, fecha="2024-05-05 00:00:00"))
         assert writer.flush() == WriteOutcome()
-    assert scan(table)[("S1", "B0004")]["fecha"] == "2024-05-05 00:00:00"
+    assert scan(clients, table)[("S1", "B0004")]["fecha"] == "2024-05-05 00:00:00"
 
 
 def cancelled(*codes: str):
@@ -128,61 +132,61 @@ def cancelled(*codes: str):
     return respond
 
 
-def test_conflicts_and_actions_cancelled_alongside_are_sent_again(table):
+def test_conflicts_and_actions_cancelled_alongside_are_sent_again(table, clients):
     ddb = clients.hot_client("dynamodb")
     sleeps: list[float] = []
     with (
         faults.inject(ddb, "TransactWriteItems", cancelled("None", "TransactionConflict", "None"), times=1) as fault,
-        ConditionalWriter(table, WritePolicy(concurrency=1), sleep=sleeps.append, rand=lambda: 1.0) as writer,
+        ConditionalWriter(clients, table, WritePolicy(concurrency=1), sleep=sleeps.append, rand=lambda: 1.0) as writer,
     ):
         for n in range(3):
             writer.put(item(n))
         assert writer.flush() == WriteOutcome()
     assert fault.fired == 1 and writer.requests_sent == 2 and sleeps == [0.1]
-    assert len(scan(table)) == 3
+    assert len(scan(clients, table)) == 3
 
 
-def test_throttling_that_outlasts_the_attempts_raises(table, fast_botocore_retries):
+def test_throttling_that_outlasts_the_attempts_raises(table, clients, fast_botocore_retries):
     ddb = clients.hot_client("dynamodb")
     with (
         faults.inject(ddb, "TransactWriteItems", faults.throttle(), times=None),
-        ConditionalWriter(table, WritePolicy(concurrency=2, max_attempts=3), sleep=no_sleep) as writer,
+        ConditionalWriter(clients, table, WritePolicy(concurrency=2, max_attempts=3), sleep=no_sleep) as writer,
     ):
         writer.put(item(1))
         with pytest.raises(WriteRetriesExhausted, match="after 3 attempts"):
             writer.flush()
-    assert scan(table) == {}
+    assert scan(clients, table) == {}
 
 
-def test_throttling_that_ends_is_absorbed(table, fast_botocore_retries):
+def test_throttling_that_ends_is_absorbed(table, clients, fast_botocore_retries):
     ddb = clients.hot_client("dynamodb")
     with (
         faults.inject(ddb, "TransactWriteItems", faults.throttle(), times=7),  # > botocore's own 5 attempts
-        ConditionalWriter(table, WritePolicy(max_attempts=3), sleep=no_sleep) as writer,
+        ConditionalWriter(clients, table, WritePolicy(max_attempts=3), sleep=no_sleep) as writer,
     ):
         writer.put(item(1))
         assert writer.flush() == WriteOutcome()
-    assert len(scan(table)) == 1
+    assert len(scan(clients, table)) == 1
 
 
-def test_an_item_dynamodb_refuses_is_returned_and_its_neighbours_are_written(table):
+def test_an_item_dynamodb_refuses_is_returned_and_its_neighbours_are_written(table, clients):
     too_big = item(5, blob="x" * 410_000)
-    with ConditionalWriter(table) as writer:
+    with ConditionalWriter(clients, table) as writer:
         for n in range(10):
             writer.put(too_big if n == 5 else item(n))
         outcome = writer.flush()
     assert [(i["compra_id"], "size" in reason.lower()) for i, reason in outcome.refused] == [("B0005", True)]
-    assert len(scan(table)) == 9
+    assert len(scan(clients, table)) == 9
 
 
-def test_requests_stay_under_the_transaction_size_limit(table):
+def test_requests_stay_under_the_transaction_size_limit(table, clients):
     big = "y" * 300_000  # 14 of these exceed the 4 MB of one transaction
-    with ConditionalWriter(table, WritePolicy(concurrency=2)) as writer:
+    with ConditionalWriter(clients, table, WritePolicy(concurrency=2)) as writer:
         for n in range(14):
             writer.put(item(n, blob=big))
         assert writer.flush() == WriteOutcome()
         assert writer.requests_sent == 2
-    assert len(scan(table)) == 14
+    assert len(scan(clients, table)) == 14
 
 
 def test_backoff_is_full_jitter_capped():
@@ -193,9 +197,7 @@ def test_backoff_is_full_jitter_capped():
 
 
 def test_fast_serialisation_matches_type_serializer():
-    from boto3.dynamodb.types import TypeSerializer
-
-    writer = ConditionalWriter("unused", WritePolicy(concurrency=1))
+    writer = ConditionalWriter(AwsClients(), "unused", WritePolicy(concurrency=1))  # sends nothing
     try:
         sample = item(3, user_id="ü", flag=True, tags={"a", "b"}, nested={"x": [1, Decimal("0.0001"), None]})
         expected = {k: TypeSerializer().serialize(v) for k, v in sample.items()}
@@ -204,23 +206,24 @@ def test_fast_serialisation_matches_type_serializer():
         writer.close()
 
 
-def test_the_client_is_built_once_before_the_threads_start_on_a_cold_cache(table, monkeypatch):
+def test_the_client_is_built_once_before_the_threads_start_on_a_cold_cache(table, clients, monkeypatch):
     """In a fresh process (a worker, a cold container) the pool's threads must not each build a client on their
     first request (~0.1 s of CPU each): the writer builds it once, in the thread that submits."""
+    import pickle
     import threading
 
+    cold = pickle.loads(pickle.dumps(clients))  # the same configuration, no client built yet
     built = []
-    real = clients.hot_client.__wrapped__
+    real = cold._build
 
-    def counting(service):
-        built.append(threading.current_thread().name)
-        return real(service)
+    def counting(kind, service):
+        built.append((kind, service, threading.current_thread().name))
+        return real(kind, service)
 
-    monkeypatch.setattr(clients, "hot_client", functools.cache(counting))
-    monkeypatch.setattr("lambdas.adapters.dynamodb.hot_client", clients.hot_client)
-    with ConditionalWriter(table, WritePolicy(concurrency=8)) as writer:
+    monkeypatch.setattr(cold, "_build", counting)
+    with ConditionalWriter(cold, table, WritePolicy(concurrency=8)) as writer:
         for n in range(800):
             writer.put(item(n))
         assert writer.flush() == WriteOutcome() and writer.requests_sent == 8
-    assert built == [threading.current_thread().name]
-    assert len(scan(table)) == 800
+    assert built == [("hot", "dynamodb", threading.current_thread().name)]
+    assert len(scan(clients, table)) == 800

@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-import boto3
 import pytest
 
 from lambdas.adapters import glue
-from lambdas.adapters.clients import client
 from lambdas.adapters.glue import BATCH_LIMIT, PartitionRegistry, PartitionSpec, PartitionValuesError
 from lambdas.domain.keys import partition_prefix
 
@@ -18,7 +16,7 @@ def spec(bucket: str, tenant: str, day: str = "07") -> PartitionSpec:
 
 
 def partitions(stack) -> dict[tuple[str, ...], dict]:
-    glue = boto3.client("glue")
+    glue = stack.aws.client("glue")
     pages = glue.get_paginator("get_partitions").paginate(
         DatabaseName=stack.names.glue_database, TableName=stack.names.glue_table
     )
@@ -27,7 +25,7 @@ def partitions(stack) -> dict[tuple[str, ...], dict]:
 
 @pytest.fixture
 def registry(stack):
-    return PartitionRegistry(stack.names.glue_database, stack.names.glue_table)
+    return PartitionRegistry(stack.aws, stack.names.glue_database, stack.names.glue_table)
 
 
 def test_creates_partitions_with_real_values_and_encoded_location(stack, registry):
@@ -37,7 +35,7 @@ def test_creates_partitions_with_real_values_and_encoded_location(stack, registr
     stored = partitions(stack)
     evil = stored[("../evil tenant", "2026", "03", "07")]["StorageDescriptor"]
     assert evil["Location"] == f"s3://{bucket}/compras/~2E~2E~2Fevil~20tenant/2026/03/07/"
-    table = boto3.client("glue").get_table(DatabaseName=stack.names.glue_database, Name=stack.names.glue_table)
+    table = stack.aws.client("glue").get_table(DatabaseName=stack.names.glue_database, Name=stack.names.glue_table)
     expected = dict(table["Table"]["StorageDescriptor"], Location=evil["Location"])
     assert {k: evil[k] for k in ("Columns", "InputFormat", "OutputFormat", "SerdeInfo", "Location")} == {
         k: expected[k] for k in ("Columns", "InputFormat", "OutputFormat", "SerdeInfo", "Location")
@@ -46,7 +44,7 @@ def test_creates_partitions_with_real_values_and_encoded_location(stack, registr
 
 def test_existing_partitions_are_not_an_error(stack, registry):
     bucket = stack.names.bucket
-    PartitionRegistry(stack.names.glue_database, stack.names.glue_table).ensure([spec(bucket, "a")])
+    PartitionRegistry(stack.aws, stack.names.glue_database, stack.names.glue_table).ensure([spec(bucket, "a")])
     result = registry.ensure([spec(bucket, "a"), spec(bucket, "b")])
     assert result.already_existed == [("a", "2026", "03", "07")]
     assert result.created == [("b", "2026", "03", "07")]
@@ -58,7 +56,7 @@ def test_glue_decides_which_partitions_exist_one_call_per_batch(stack, registry)
     bucket = stack.names.bucket
     registry.ensure([spec(bucket, "a")])
     calls = []
-    glue = client("glue")
+    glue = stack.aws.client("glue")
     glue.meta.events.register("before-call.glue.*", lambda model, **_: calls.append(model.name))
     try:
         again = registry.ensure([spec(bucket, "a"), spec(bucket, "a")])
@@ -74,7 +72,7 @@ def test_glue_decides_which_partitions_exist_one_call_per_batch(stack, registry)
 def test_a_partition_deleted_behind_a_warm_registry_is_registered_again(stack, registry):
     bucket = stack.names.bucket
     registry.ensure([spec(bucket, "a")])
-    boto3.client("glue").delete_partition(
+    stack.aws.client("glue").delete_partition(
         DatabaseName=stack.names.glue_database,
         TableName=stack.names.glue_table,
         PartitionValues=["a", "2026", "03", "07"],
@@ -86,7 +84,7 @@ def test_a_partition_deleted_behind_a_warm_registry_is_registered_again(stack, r
 
 def test_a_table_deleted_and_recreated_behind_a_warm_registry(stack, registry):
     bucket = stack.names.bucket
-    glue = boto3.client("glue")
+    glue = stack.aws.client("glue")
     table = glue.get_table(DatabaseName=stack.names.glue_database, Name=stack.names.glue_table)["Table"]
     registry.ensure([spec(bucket, "a")])
     glue.delete_table(DatabaseName=stack.names.glue_database, Name=stack.names.glue_table)
@@ -107,7 +105,7 @@ def test_a_table_deleted_and_recreated_behind_a_warm_registry(stack, registry):
 
 def test_a_table_recreated_between_two_batches_gets_its_partitions_and_new_descriptor(stack, registry):
     bucket = stack.names.bucket
-    glue = boto3.client("glue")
+    glue = stack.aws.client("glue")
     table = glue.get_table(DatabaseName=stack.names.glue_database, Name=stack.names.glue_table)["Table"]
     registry.ensure([spec(bucket, "a")])
     glue.delete_table(DatabaseName=stack.names.glue_database, Name=stack.names.glue_table)
@@ -136,14 +134,16 @@ def test_wrong_number_of_values_is_rejected(stack, registry):
 
 
 def test_missing_table_marks_partitions_failed(aws):
-    registry = PartitionRegistry("no-such-db", "no-such-table")
+    registry = PartitionRegistry(aws.clients, "no-such-db", "no-such-table")
     result = registry.ensure([PartitionSpec(values=("a", "2026", "03", "07"), location="s3://b/x/")])
     assert list(result.failed) == [("a", "2026", "03", "07")]
     assert "cannot read Glue table no-such-db.no-such-table" in result.failed[("a", "2026", "03", "07")]
 
 
 def test_catalog_reads_return_none_for_what_does_not_exist(stack):
-    assert glue.get_database("no-such-database") is None
-    assert glue.get_table(stack.names.glue_database, "no_such_table") is None
-    assert glue.get_table(stack.names.glue_database, stack.names.glue_table)["Name"] == stack.names.glue_table
-    assert glue.get_partitions(stack.names.glue_database, stack.names.glue_table) == []
+    assert glue.get_database(stack.aws, "no-such-database") is None
+    assert glue.get_table(stack.aws, stack.names.glue_database, "no_such_table") is None
+    assert (
+        glue.get_table(stack.aws, stack.names.glue_database, stack.names.glue_table)["Name"] == stack.names.glue_table
+    )
+    assert glue.get_partitions(stack.aws, stack.names.glue_database, stack.names.glue_table) == []

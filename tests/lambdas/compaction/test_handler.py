@@ -3,7 +3,6 @@ executes nothing and reports SUCCEEDED), the state object records the committed 
 
 from __future__ import annotations
 
-import boto3
 import pytest
 
 from lambdas.compaction import handler as compaction_handler
@@ -18,17 +17,17 @@ pytestmark = pytest.mark.integration
 def test_a_run_sends_the_ddl_and_merge_to_the_workgroup_and_commits_the_state(stack):
     function = stack.functions[COMPACTION]
     settings = CompactionFunctionSettings.from_env(function.environment)
-    run = compaction_handler.build_handler(settings)
+    run = compaction_handler.build_handler(settings, stack.aws)
     summary = run({}, LocalLambdaContext.of(function))
     assert summary["mode"] == "full" and [s["step"] for s in summary["steps"]][:2] == ["create", "merge"]
-    athena = boto3.client("athena")
+    athena = stack.aws.client("athena")
     sent = [
         athena.get_query_execution(QueryExecutionId=s["query_execution_id"])["QueryExecution"] for s in summary["steps"]
     ]
     assert {q["WorkGroup"] for q in sent} == {stack.names.athena_workgroup}
     assert sent[0]["Query"].startswith(f"CREATE TABLE IF NOT EXISTS `{settings.iceberg_table}`")
     assert sent[1]["Query"].startswith(f"MERGE INTO {settings.iceberg_table} AS t")
-    state = S3StateStore(settings.bucket_name, settings.compaction_prefix).load()
+    state = S3StateStore(stack.aws, settings.bucket_name, settings.compaction_prefix).load()
     assert state.merges == 1 and state.last_merge_at is not None
     again = run({"full": True}, LocalLambdaContext.of(function))
     assert (

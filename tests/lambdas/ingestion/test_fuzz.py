@@ -15,11 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lambdas.adapters import clients
 from lambdas.domain import limits
 from lambdas.domain.purchases import SourceInfo, WriteOutcome, ingest
-from lambdas.ingestion import handler as ingestion
+from local.pipeline import build_function
 from local.sqs_poller import SqsPoller
+from local.stack import INGESTION
 
 HEADER = "ticket_id,product,basket_id,timestamp,category,quantity,store,unit_price,user_id,product_code,currency"
 GOOD_ROW = "T1,Pan,B1,2024-03-01 10:00:00,bakery,1,S1,1.50,u1,P1,EUR"
@@ -118,13 +118,13 @@ def test_ingest_never_raises_for_garbage_and_accounts_for_every_row(tmp_path_fac
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=garbage_csv())
 def test_the_ingestion_handler_never_fails_a_message_for_garbage(stack, data):
-    clients.reset_clients()
-    poll = SqsPoller(stack.event_source("ingestarTickets"), ingestion.handler, retry_visibility_seconds=0)
+    function = build_function(stack, INGESTION)
+    poll = SqsPoller(stack.event_source(INGESTION), function, retry_visibility_seconds=0, aws=stack.aws)
     poll.run_until_idle()  # s3:TestEvent or what an earlier example left
-    clients.client("s3").put_object(Bucket=stack.names.bucket, Key="uploads/fuzz/garbage.csv", Body=data)
+    stack.aws.client("s3").put_object(Bucket=stack.names.bucket, Key="uploads/fuzz/garbage.csv", Body=data)
     stats = poll.run_until_idle()
     assert (stats.handler_errors, stats.messages_failed, stats.messages_deleted) == (0, 0, 1), stats.last_error
-    report = clients.client("s3").get_object(
+    report = stack.aws.client("s3").get_object(
         Bucket=stack.names.bucket, Key="ingest-reports/fuzz/garbage.csv.report.json"
     )
     document = json.loads(report["Body"].read())

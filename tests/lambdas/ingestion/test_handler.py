@@ -7,14 +7,14 @@ import json
 from pathlib import Path
 from urllib.parse import quote_plus
 
-import boto3
 import pytest
 from boto3.dynamodb.types import TypeDeserializer
 
-from lambdas.adapters import clients
 from lambdas.ingestion import handler as ingestion
 from local.lambda_context import LocalLambdaContext
+from local.pipeline import build_function
 from local.sqs_poller import SqsPoller
+from local.stack import INGESTION
 
 pytestmark = pytest.mark.integration
 
@@ -31,20 +31,18 @@ GOOD = HEADER + (
 @pytest.fixture
 def env(stack):
     """The stack with an empty ingest queue (create_stack's notification set-up sent an s3:TestEvent)."""
-    clients.reset_clients()
     drain_test_event(stack)
-    yield stack
-    clients.reset_clients()
+    return stack
 
 
 def put(stack, key: str, body: str | bytes) -> None:
     data = body.encode("utf-8") if isinstance(body, str) else body
-    clients.client("s3").put_object(Bucket=stack.names.bucket, Key=key, Body=data)
+    stack.aws.client("s3").put_object(Bucket=stack.names.bucket, Key=key, Body=data)
 
 
 def table_items(stack) -> dict[tuple[str, str], dict]:
     des = TypeDeserializer()
-    items = clients.client("dynamodb").scan(TableName=stack.names.table)["Items"]
+    items = stack.aws.client("dynamodb").scan(TableName=stack.names.table)["Items"]
     out = {}
     for raw in items:
         value = {k: des.deserialize(v) for k, v in raw.items()}
@@ -54,12 +52,17 @@ def table_items(stack) -> dict[tuple[str, str], dict]:
 
 def report_of(stack, key: str) -> dict:
     name = key.removeprefix("uploads/")
-    obj = clients.client("s3").get_object(Bucket=stack.names.bucket, Key=f"ingest-reports/{name}.report.json")
+    obj = stack.aws.client("s3").get_object(Bucket=stack.names.bucket, Key=f"ingest-reports/{name}.report.json")
     return json.loads(obj["Body"].read())
 
 
 def poller(stack) -> SqsPoller:
-    return SqsPoller(stack.event_source("ingestarTickets"), ingestion.handler, retry_visibility_seconds=0)
+    return SqsPoller(stack.event_source(INGESTION), function(stack), retry_visibility_seconds=0, aws=stack.aws)
+
+
+def function(stack):
+    """The deployed ingestion function, built as on a cold start (local.pipeline.build_function)."""
+    return build_function(stack, INGESTION)
 
 
 def context() -> LocalLambdaContext:
@@ -82,10 +85,10 @@ def s3_event_message(bucket: str, key: str, event_name: str = "ObjectCreated:Put
 
 def sqs_event(stack, bodies: list[str]) -> dict:
     """Send the bodies to the ingest queue and build the Lambda event from what SQS hands back."""
-    sqs = clients.client("sqs")
+    sqs = stack.aws.client("sqs")
     for body in bodies:
         sqs.send_message(QueueUrl=stack.ingest_queue_url, MessageBody=body)
-    p = SqsPoller(stack.event_source("ingestarTickets"), ingestion.handler, batch_size=10)
+    p = SqsPoller(stack.event_source(INGESTION), function(stack), batch_size=10, aws=stack.aws)
     return p.build_event(p.receive_batch())
 
 
@@ -154,7 +157,7 @@ def test_url_encoded_key_with_spaces_and_non_ascii(env):
 
 def test_test_event_is_skipped(env, caplog):
     event = json.loads((EVENTS / "sqs_s3_test_event.json").read_text())
-    assert ingestion.handler(event, context()) == {"batchItemFailures": []}
+    assert function(env)(event, context()) == {"batchItemFailures": []}
     assert "s3:TestEvent skipped" in caplog.messages
     assert table_items(env) == {}
 
@@ -165,7 +168,7 @@ def test_partial_batch_failure_reports_only_the_bad_messages(env):
     event = sqs_event(env, ["this is not json", json.dumps({"no": "records"})])
     assert len(event["Records"]) == 3
     ids = {r["body"][:1]: r["messageId"] for r in event["Records"]}
-    response = ingestion.handler(event, context())
+    response = function(env)(event, context())
     failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
     good = next(r["messageId"] for r in event["Records"] if bucket in r["body"])
     assert good not in failed and len(failed) == 2 and ids["t"] in failed
@@ -183,20 +186,20 @@ def test_file_rejected_as_a_whole_succeeds_with_a_report(env):
 
 def test_missing_key_is_logged_and_not_retried(env, caplog):
     event = sqs_event(env, [json.dumps(s3_event_message(env.names.bucket, "uploads/deleted meanwhile.csv"))])
-    assert ingestion.handler(event, context()) == {"batchItemFailures": []}
+    assert function(env)(event, context()) == {"batchItemFailures": []}
     [warning] = [r for r in caplog.records if "object version no longer exists" in r.getMessage()]
     assert warning.key == "uploads/deleted meanwhile.csv" and warning.levelname == "WARNING"
 
 
 def test_the_version_the_notification_announces_is_ingested_even_after_an_overwrite(env):
-    s3_client = boto3.client("s3")
+    s3_client = env.aws.client("s3")
     first = s3_client.put_object(Bucket=env.names.bucket, Key="uploads/v.csv", Body=GOOD.encode())["VersionId"]
     s3_client.put_object(
         Bucket=env.names.bucket, Key="uploads/v.csv", Body=GOOD.replace("Pan", "Pan integral").encode()
     )
-    clients.client("sqs").purge_queue(QueueUrl=env.ingest_queue_url)  # only our hand-made message below
+    env.aws.client("sqs").purge_queue(QueueUrl=env.ingest_queue_url)  # only our hand-made message below
     event = sqs_event(env, [json.dumps(s3_event_message(env.names.bucket, "uploads/v.csv", version_id=first))])
-    assert ingestion.handler(event, context()) == {"batchItemFailures": []}
+    assert function(env)(event, context()) == {"batchItemFailures": []}
     item = table_items(env)[("S1", "B1")]
     assert item["source_version_id"] == first
     assert {p["nombre"] for p in item["productos"]} >= {"Pan"}
@@ -212,7 +215,7 @@ def test_the_version_the_notification_announces_is_ingested_even_after_an_overwr
 )
 def test_other_keys_and_events_are_skipped_with_a_log_line(env, caplog, key, event_name):
     event = sqs_event(env, [json.dumps(s3_event_message(env.names.bucket, key, event_name))])
-    response = ingestion.handler(event, context())
+    response = function(env)(event, context())
     assert response == {"batchItemFailures": []}
     assert any("skipped" in message for message in caplog.messages)
     assert table_items(env) == {}
@@ -225,7 +228,7 @@ def test_every_object_created_kind_is_accepted(env):
         json.dumps(s3_event_message(env.names.bucket, key, name))
         for name in ("ObjectCreated:CompleteMultipartUpload", "ObjectCreated:Copy")
     ]
-    response = ingestion.handler(sqs_event(env, bodies), context())
+    response = function(env)(sqs_event(env, bodies), context())
     assert response == {"batchItemFailures": []}
     assert len(table_items(env)) == 2
 
@@ -236,5 +239,5 @@ def test_the_sample_event_runs_against_the_stack(env):
     body["Records"][0]["s3"]["bucket"]["name"] = env.names.bucket
     event["Records"][0]["body"] = json.dumps(body)
     put(env, "uploads/tienda norte/enero 2026 ñ.csv", GOOD)
-    assert ingestion.handler(event, context()) == {"batchItemFailures": []}
+    assert function(env)(event, context()) == {"batchItemFailures": []}
     assert len(table_items(env)) == 2

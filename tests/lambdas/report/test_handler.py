@@ -20,10 +20,11 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from lambdas.adapters import athena
-from lambdas.adapters.clients import client
 from lambdas.domain import report
 from lambdas.report import handler as report_handler
 from lambdas.report import service
+from local.pipeline import build_function, function_settings
+from local.stack import REPORT
 from tests.lambdas.adapters.test_athena import athena_column, athena_row, queue_results
 
 EVENTS = Path(report_handler.__file__).parent / "events"
@@ -39,6 +40,12 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return self.remaining_ms
+
+
+@pytest.fixture
+def function(stack):
+    """The deployed report function, built once per test as on a cold start (local.pipeline.build_function)."""
+    return build_function(stack, REPORT)
 
 
 def sample(name: str) -> dict:
@@ -62,13 +69,14 @@ def status_event(tenant: str, report_id: str) -> dict:
 
 
 class SelfInvocations:
-    """Lambda cannot run in moto: stubs lambda:Invoke on the shared client and records each request's
-    parameters (the payload decoded), answering like Lambda does for a queued event (202), or refusing."""
+    """Lambda cannot run in moto: stubs lambda:Invoke on the function's client (``aws``: the clients it is built
+    with) and records each request's parameters (the payload decoded), answering like Lambda does for a queued
+    event (202), or refusing."""
 
-    def __init__(self, refuse: bool = False) -> None:
+    def __init__(self, aws, refuse: bool = False) -> None:
         self.calls: list[dict] = []
         self.refuse = refuse
-        self._client = client("lambda")
+        self._client = aws.client("lambda")
         self._stubber = Stubber(self._client)
 
     def _record(self, params, **_):
@@ -123,25 +131,25 @@ def queue_report_rows(aws, tenant: str) -> None:
         queue_results(aws, [header, *(athena_row(*r) for r in rows)], [athena_column(c, t) for c, t in columns])
 
 
-def saved_object(location: str) -> bytes:
+def saved_object(stack, location: str) -> bytes:
     bucket, key = location.removeprefix("s3://").split("/", 1)
-    return client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    return stack.aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
-def report_keys(bucket: str) -> list[str]:
-    listing = client("s3").list_objects_v2(Bucket=bucket, Prefix="reports/")
+def report_keys(stack) -> list[str]:
+    listing = stack.aws.client("s3").list_objects_v2(Bucket=stack.names.bucket, Prefix="reports/")
     return [item["Key"] for item in listing.get("Contents", [])]
 
 
 @pytest.mark.integration
-def test_direct_invoke_returns_the_report_and_saves_it(stack, aws):
+def test_direct_invoke_returns_the_report_and_saves_it(stack, aws, function):
     queue_report_rows(aws, "valencia-ruzafa")
-    response = report_handler.handler(sample("invoke.json"), LambdaContext())
+    response = function(sample("invoke.json"), LambdaContext())
     assert response["statusCode"] == 200
     location = response["location"]
     assert location == f"s3://{stack.names.bucket}/reports/valencia-ruzafa/{response['report_id']}.json"
     assert response["report_id"].startswith("2024-05-01_2024-05-31_")
-    assert json.loads(saved_object(location), parse_float=Decimal) == json.loads(
+    assert json.loads(saved_object(stack, location), parse_float=Decimal) == json.loads(
         json.dumps(response["report"]), parse_float=Decimal
     )
 
@@ -168,9 +176,9 @@ def test_direct_invoke_returns_the_report_and_saves_it(stack, aws):
 
 
 @pytest.mark.integration
-def test_http_get_starts_a_job_that_the_caller_polls_until_a_presigned_url(stack, aws):
-    with SelfInvocations() as invocations:
-        started = report_handler.handler(sample("http_get.json"), LambdaContext())
+def test_http_get_starts_a_job_that_the_caller_polls_until_a_presigned_url(stack, aws, function):
+    with SelfInvocations(stack.aws) as invocations:
+        started = function(sample("http_get.json"), LambdaContext())
     assert started["statusCode"] == 202
     body = json.loads(started["body"])
     report_id = body["report_id"]
@@ -186,21 +194,21 @@ def test_http_get_starts_a_job_that_the_caller_polls_until_a_presigned_url(stack
     }
     assert athena_executions(stack) == []  # nothing computed before the job runs
 
-    pending = report_handler.handler(status_event("valencia-ruzafa", report_id), LambdaContext())
+    pending = function(status_event("valencia-ruzafa", report_id), LambdaContext())
     assert pending["statusCode"] == 200 and pending["headers"]["retry-after"] == "5"
     assert json.loads(pending["body"])["status"] == "pending"
 
     # What Lambda would run: the worker, with the payload that was queued.
     queue_report_rows(aws, "valencia-ruzafa")
-    finished = report_handler.handler(call["Payload"], LambdaContext())
+    finished = function(call["Payload"], LambdaContext())
     assert finished["statusCode"] == 200 and finished["status"] == "done"
     assert len(athena_executions(stack)) == len(report.REPORT_QUERIES)
 
-    done = json.loads(report_handler.handler(status_event("valencia-ruzafa", report_id), LambdaContext())["body"])
+    done = json.loads(function(status_event("valencia-ruzafa", report_id), LambdaContext())["body"])
     assert done["status"] == "done"
     assert done["location"] == f"s3://{stack.names.bucket}/reports/valencia-ruzafa/{report_id}.json"
     assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in done["url"] and "X-Amz-Signature=" in done["url"]
-    assert f"X-Amz-Expires={service.ReportConfig.from_env().presigned_url_seconds}" in done["url"]
+    assert f"X-Amz-Expires={function_settings(stack, REPORT).presigned_url_seconds}" in done["url"]
     with urllib.request.urlopen(done["url"], timeout=10) as response:  # no credentials: the URL is the grant
         fetched = json.loads(response.read(), parse_float=Decimal)
     assert fetched["tenant_id"] == "valencia-ruzafa"
@@ -208,91 +216,84 @@ def test_http_get_starts_a_job_that_the_caller_polls_until_a_presigned_url(stack
 
 
 @pytest.mark.integration
-def test_a_failed_job_is_polled_as_failed_with_the_reason(stack, aws):
-    with SelfInvocations() as invocations:
-        started = json.loads(report_handler.handler(sample("http_get.json"), LambdaContext())["body"])
+def test_a_failed_job_is_polled_as_failed_with_the_reason(stack, aws, function):
+    with SelfInvocations(stack.aws) as invocations:
+        started = json.loads(function(sample("http_get.json"), LambdaContext())["body"])
     short = LambdaContext(remaining_ms=int(report_handler.SAVE_MARGIN_SECONDS * 1000) - 1)
-    worker = report_handler.handler(invocations.calls[0]["Payload"], short)
+    worker = function(invocations.calls[0]["Payload"], short)
     assert worker["statusCode"] == 500 and worker["status"] == "failed"
-    polled = json.loads(
-        report_handler.handler(status_event("valencia-ruzafa", started["report_id"]), LambdaContext())["body"]
-    )
+    polled = json.loads(function(status_event("valencia-ruzafa", started["report_id"]), LambdaContext())["body"])
     assert polled["status"] == "failed"
     assert "no time left to start Athena query" in polled["reason"]
     assert "url" not in polled
 
 
 @pytest.mark.integration
-def test_a_job_lambda_refuses_to_queue_is_503_and_recorded_failed(stack):
-    with SelfInvocations(refuse=True):
-        response = report_handler.handler(sample("http_get.json"), LambdaContext())
+def test_a_job_lambda_refuses_to_queue_is_503_and_recorded_failed(stack, function):
+    with SelfInvocations(stack.aws, refuse=True):
+        response = function(sample("http_get.json"), LambdaContext())
     assert response["statusCode"] == 503
     assert "Rate exceeded" in json.loads(response["body"])["message"]
-    (status_key,) = [k for k in report_keys(stack.names.bucket) if k.endswith(".status.json")]
-    status = json.loads(client("s3").get_object(Bucket=stack.names.bucket, Key=status_key)["Body"].read())
+    (status_key,) = [k for k in report_keys(stack) if k.endswith(".status.json")]
+    status = json.loads(stack.aws.client("s3").get_object(Bucket=stack.names.bucket, Key=status_key)["Body"].read())
     assert status["status"] == "failed" and "could not be started" in status["reason"]
 
 
 @pytest.mark.integration
-def test_a_job_still_pending_after_it_could_have_finished_is_reported_failed(stack, monkeypatch):
-    with SelfInvocations():
-        started = json.loads(report_handler.handler(sample("http_get.json"), LambdaContext())["body"])
-    config = service.ReportConfig.from_env()
-    expiry = config.job_max_event_age_seconds + config.timeout_seconds
-    settings = dict(bucket=stack.names.bucket, reports_prefix="reports/", config=config)
+def test_a_job_still_pending_after_it_could_have_finished_is_reported_failed(stack, monkeypatch, function):
+    with SelfInvocations(stack.aws):
+        started = json.loads(function(sample("http_get.json"), LambdaContext())["body"])
+    settings = function_settings(stack, REPORT)
+    expiry = settings.job_max_event_age_seconds + settings.timeout_seconds
+    assert settings.job_expiry_seconds == expiry
+    reports = service.build_reports(settings, stack.aws)
     requested = datetime.fromisoformat(started["requested_at"].replace("Z", "+00:00"))
-    at_expiry = service.job_status(
-        "valencia-ruzafa", started["report_id"], now=requested + timedelta(seconds=expiry), **settings
-    )
+    at_expiry = reports.job_status("valencia-ruzafa", started["report_id"], now=requested + timedelta(seconds=expiry))
     assert at_expiry["status"] == "pending"
-    later = service.job_status(
-        "valencia-ruzafa", started["report_id"], now=requested + timedelta(seconds=expiry + 1), **settings
-    )
+    later = reports.job_status("valencia-ruzafa", started["report_id"], now=requested + timedelta(seconds=expiry + 1))
     assert later["status"] == "failed" and f"did not finish within {expiry} s" in later["reason"]
 
 
 @pytest.mark.integration
-def test_polling_another_tenant_or_an_unknown_id_is_404_and_a_bad_id_400(stack):
-    with SelfInvocations():
-        started = json.loads(report_handler.handler(sample("http_get.json"), LambdaContext())["body"])
+def test_polling_another_tenant_or_an_unknown_id_is_404_and_a_bad_id_400(stack, function):
+    with SelfInvocations(stack.aws):
+        started = json.loads(function(sample("http_get.json"), LambdaContext())["body"])
     report_id = started["report_id"]
-    other = report_handler.handler(status_event("madrid-centro", report_id), LambdaContext())
+    other = function(status_event("madrid-centro", report_id), LambdaContext())
     assert other["statusCode"] == 404
     unknown = report_id[:-8] + ("0" * 8 if not report_id.endswith("0" * 8) else "1" * 8)
-    assert report_handler.handler(status_event("valencia-ruzafa", unknown), LambdaContext())["statusCode"] == 404
+    assert function(status_event("valencia-ruzafa", unknown), LambdaContext())["statusCode"] == 404
     for bad in ("../x", "latest", report_id + ".json"):
-        response = report_handler.handler(status_event("valencia-ruzafa", bad), LambdaContext())
+        response = function(status_event("valencia-ruzafa", bad), LambdaContext())
         assert response["statusCode"] == 400
         assert "is not a report id" in json.loads(response["body"])["message"]
 
 
 @pytest.mark.integration
-def test_http_tenant_comes_from_the_path_only(stack):
-    with SelfInvocations() as invocations:
-        refused = report_handler.handler(
+def test_http_tenant_comes_from_the_path_only(stack, function):
+    with SelfInvocations(stack.aws) as invocations:
+        refused = function(
             http_event("valencia-ruzafa", tenant_id="madrid-centro", **{"from": "2024-05-01", "to": "2024-05-31"}),
             LambdaContext(),
         )
         assert refused["statusCode"] == 400
         assert "'tenant_id' goes in the path" in json.loads(refused["body"])["message"]
-        assert invocations.calls == [] and report_keys(stack.names.bucket) == []
-        accepted = report_handler.handler(
-            http_event("madrid-centro", **{"from": "2024-05-01", "to": "2024-05-31"}), LambdaContext()
-        )
+        assert invocations.calls == [] and report_keys(stack) == []
+        accepted = function(http_event("madrid-centro", **{"from": "2024-05-01", "to": "2024-05-31"}), LambdaContext())
     assert accepted["statusCode"] == 202
     assert invocations.calls[0]["Payload"]["report_job"]["tenant_id"] == "madrid-centro"
-    assert all(key.startswith("reports/madrid-centro/") for key in report_keys(stack.names.bucket))
+    assert all(key.startswith("reports/madrid-centro/") for key in report_keys(stack))
 
 
 def athena_executions(stack) -> list[str]:
-    return client("athena").list_query_executions(WorkGroup=stack.names.athena_workgroup)["QueryExecutionIds"]
+    return stack.aws.client("athena").list_query_executions(WorkGroup=stack.names.athena_workgroup)["QueryExecutionIds"]
 
 
 @pytest.mark.integration
-def test_queries_run_in_the_stage_workgroup_bound_to_the_tenant_and_range(stack, aws):
+def test_queries_run_in_the_stage_workgroup_bound_to_the_tenant_and_range(stack, aws, function):
     queue_report_rows(aws, "valencia-ruzafa")
-    report_handler.handler(sample("invoke.json"), LambdaContext())
-    athena_client = client("athena")
+    function(sample("invoke.json"), LambdaContext())
+    athena_client = stack.aws.client("athena")
     ids = athena_client.list_query_executions(WorkGroup=stack.names.athena_workgroup)["QueryExecutionIds"]
     executions = [athena_client.get_query_execution(QueryExecutionId=i)["QueryExecution"] for i in ids]
     assert len(executions) == len(report.REPORT_QUERIES)
@@ -304,22 +305,22 @@ def test_queries_run_in_the_stage_workgroup_bound_to_the_tenant_and_range(stack,
 
 
 @pytest.mark.integration
-def test_direct_invoke_returns_a_plain_object(stack, aws):
+def test_direct_invoke_returns_a_plain_object(stack, aws, function):
     queue_report_rows(aws, "valencia-ruzafa")
-    response = report_handler.handler(sample("invoke.json"), LambdaContext())
+    response = function(sample("invoke.json"), LambdaContext())
     assert response["statusCode"] == 200
     assert response["report"]["totals"]["purchases"] == 3
     assert response["report"]["totals"]["revenue"] == 13.49
-    assert json.loads(saved_object(response["location"]))["totals"]["revenue"] == 13.49
+    assert json.loads(saved_object(stack, response["location"]))["totals"]["revenue"] == 13.49
 
 
 @pytest.mark.integration
-def test_unsafe_tenant_stays_in_its_own_key_segment(stack, aws):
+def test_unsafe_tenant_stays_in_its_own_key_segment(stack, aws, function):
     tenant = "../otra tienda/ñ"
     queue_report_rows(aws, tenant)
-    response = report_handler.handler({"tenant_id": tenant, "from": "2024-05-01", "to": "2024-05-31"}, LambdaContext())
+    response = function({"tenant_id": tenant, "from": "2024-05-01", "to": "2024-05-31"}, LambdaContext())
     assert response["statusCode"] == 200
-    (key,) = report_keys(stack.names.bucket)
+    (key,) = report_keys(stack)
     segments = key.split("/")
     assert segments[0] == "reports" and len(segments) == 3
     assert segments[1] == "~2E~2E~2Fotra~20tienda~2F~C3~B1"
@@ -336,31 +337,31 @@ def test_unsafe_tenant_stays_in_its_own_key_segment(stack, aws):
         ({"tenant_id": "t", "from": "mayo", "to": "2024-05-31"}, "'from' must be a day as YYYY-MM-DD"),
     ],
 )
-def test_bad_parameters_are_400_with_the_reason(stack, params, problem):
-    direct = report_handler.handler(params, LambdaContext())
+def test_bad_parameters_are_400_with_the_reason(stack, params, problem, function):
+    direct = function(params, LambdaContext())
     assert direct["statusCode"] == 400
     assert any(problem in p for p in direct["problems"])
     assert problem in direct["message"]
 
     query = {k: v for k, v in params.items() if k != "tenant_id"}
-    with SelfInvocations() as invocations:
-        http = report_handler.handler(http_event(params.get("tenant_id"), **query), LambdaContext())
+    with SelfInvocations(stack.aws) as invocations:
+        http = function(http_event(params.get("tenant_id"), **query), LambdaContext())
     assert http["statusCode"] == 400
     assert json.loads(http["body"])["problems"] == direct["problems"]
     assert invocations.calls == []
-    assert report_keys(stack.names.bucket) == []
+    assert report_keys(stack) == []
 
 
 @pytest.mark.integration
-def test_http_get_without_query_string_is_400(stack):
-    response = report_handler.handler(http_event("valencia-ruzafa"), LambdaContext())
+def test_http_get_without_query_string_is_400(stack, function):
+    response = function(http_event("valencia-ruzafa"), LambdaContext())
     assert response["statusCode"] == 400
     assert "'from' is required" in json.loads(response["body"])["message"]
 
 
 @pytest.mark.integration
-def test_running_out_of_time_on_direct_invoke_is_an_error(stack):
+def test_running_out_of_time_on_direct_invoke_is_an_error(stack, function):
     short = LambdaContext(remaining_ms=int(report_handler.SAVE_MARGIN_SECONDS * 1000) - 1)
     with pytest.raises(athena.AthenaQueryTimeout, match="no time left to start Athena query"):
-        report_handler.handler(sample("invoke.json"), short)
-    assert report_keys(stack.names.bucket) == []
+        function(sample("invoke.json"), short)
+    assert report_keys(stack) == []

@@ -6,18 +6,18 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-import boto3
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from botocore.exceptions import ClientError
 
-from lambdas.adapters.clients import client, hot_client, reset_clients
-from lambdas.shared.settings import MissingSettingError
+from lambdas.shared.settings import MissingSettingError, StreamSettings
 from lambdas.stream import handler as stream_handler
 from local.lambda_context import LocalLambdaContext
-from local.stack import create_stack
+from local.pipeline import build_function, function_settings
+from local.stack import STREAM, create_stack
 from local.stream_poller import read_lambda_records
 from tests.factories import purchase_item
+from tests.resources import purchases_table
 
 pytestmark = pytest.mark.integration
 
@@ -27,12 +27,18 @@ def purchase(tenant_id, compra_id, fecha="2026-03-07 10:15:00", **overrides):
 
 
 def table(stack):
-    return boto3.resource("dynamodb").Table(stack.names.table)
+    return purchases_table(stack)
 
 
 def stream_event(stack) -> dict:
     """Every record currently in the table's stream, as Lambda would deliver them."""
-    return {"Records": read_lambda_records(stack.table_stream_arn)}
+    return {"Records": read_lambda_records(stack.aws, stack.table_stream_arn)}
+
+
+@pytest.fixture
+def function(stack):
+    """The deployed stream function, built once per test as on a cold start; warm for the rest of the test."""
+    return build_function(stack, STREAM)
 
 
 def context():
@@ -45,7 +51,7 @@ def context():
 
 
 def objects(stack) -> dict[str, bytes]:
-    s3 = boto3.client("s3")
+    s3 = stack.aws.client("s3")
     keys = [
         o["Key"]
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=stack.names.bucket, Prefix="compras/")
@@ -55,7 +61,7 @@ def objects(stack) -> dict[str, bytes]:
 
 
 def partitions(stack) -> dict[tuple[str, ...], str]:
-    glue = boto3.client("glue")
+    glue = stack.aws.client("glue")
     pages = glue.get_paginator("get_partitions").paginate(
         DatabaseName=stack.names.glue_database, TableName=stack.names.glue_table
     )
@@ -71,7 +77,7 @@ def stamp(event, index):
     return datetime.fromtimestamp(created, tz=UTC).strftime("%Y%m%d_%H%M%S")
 
 
-def test_insert_modify_remove_become_documents_and_partitions(stack, capsys):
+def test_insert_modify_remove_become_documents_and_partitions(stack, capsys, function):
     t = table(stack)
     t.put_item(Item=purchase("store-1", "B1"))
     t.put_item(Item=purchase("../tienda ñ", "a/b", fecha="2026-12-31 23:59:59"))
@@ -81,7 +87,7 @@ def test_insert_modify_remove_become_documents_and_partitions(stack, capsys):
     assert [r["eventName"] for r in event["Records"]] == ["INSERT", "INSERT", "MODIFY", "REMOVE"]
 
     capsys.readouterr()
-    assert stream_handler.handler(event, context()) == {"batchItemFailures": []}
+    assert function(event, context()) == {"batchItemFailures": []}
 
     bucket = stack.names.bucket
     written = objects(stack)
@@ -124,29 +130,29 @@ def test_insert_modify_remove_become_documents_and_partitions(stack, capsys):
     }
 
 
-def test_rerunning_the_same_batch_leaves_the_same_objects(stack, monkeypatch):
+def test_rerunning_the_same_batch_leaves_the_same_objects(stack, function):
     t = table(stack)
     for i in range(5):
         t.put_item(Item=purchase(f"s{i % 2}", f"B{i}"))
     event = stream_event(stack)
-    stream_handler.handler(event, context())
+    function(event, context())
     first = set(objects(stack))
     first_partitions = partitions(stack)
-    monkeypatch.setattr(stream_handler, "_handler", None)  # a retry may land on a fresh container
-    assert stream_handler.handler(event, context()) == {"batchItemFailures": []}
+    retry = build_function(stack, STREAM)  # a retry may land on a fresh container
+    assert retry(event, context()) == {"batchItemFailures": []}
     assert set(objects(stack)) == first
     assert len(first) == 5
     assert partitions(stack) == first_partitions
 
 
-def test_malformed_record_is_reported_and_the_rest_is_written(stack, caplog):
+def test_malformed_record_is_reported_and_the_rest_is_written(stack, caplog, function):
     t = table(stack)
     t.put_item(Item=purchase("s", "good-1"))
     t.put_item(Item=purchase("s", "bad", fecha="07/03/2026"))
     t.put_item(Item=purchase("s", "good-2"))
     event = stream_event(stack)
 
-    response = stream_handler.handler(event, context())
+    response = function(event, context())
 
     assert response == {"batchItemFailures": [{"itemIdentifier": seq(event, 1)}]}
     assert sorted(k.split("/")[-1].split("_")[1] for k in objects(stack)) == ["good-1", "good-2"]
@@ -157,7 +163,7 @@ def test_malformed_record_is_reported_and_the_rest_is_written(stack, caplog):
     assert malformed[0].levelname == "ERROR"
 
 
-def test_parallel_put_failures_are_reported_per_record(stack):
+def test_parallel_put_failures_are_reported_per_record(stack, function):
     t = table(stack)
     for name in ["ok-0", "fail-1", "ok-2", "fail-3", "ok-4"]:
         t.put_item(Item=purchase("s", name))
@@ -167,10 +173,10 @@ def test_parallel_put_failures_are_reported_per_record(stack):
         if "_fail-" in request.url:
             raise ClientError({"Error": {"Code": "SlowDown", "Message": "Reduce your request rate"}}, "PutObject")
 
-    s3 = hot_client("s3")  # the stream export's PutObject client
+    s3 = stack.aws.hot_client("s3")  # the stream export's PutObject client
     s3.meta.events.register("before-send.s3.PutObject", refuse)
     try:
-        response = stream_handler.handler(event, context())
+        response = function(event, context())
     finally:
         s3.meta.events.unregister("before-send.s3.PutObject", refuse)
 
@@ -180,54 +186,55 @@ def test_parallel_put_failures_are_reported_per_record(stack):
     assert sorted(k.split("/")[-1].split("_")[1] for k in objects(stack)) == ["ok-0", "ok-2", "ok-4"]
 
     retry = {"Records": event["Records"][1:]}
-    assert stream_handler.handler(retry, context()) == {"batchItemFailures": []}
+    assert function(retry, context()) == {"batchItemFailures": []}
     assert len(objects(stack)) == 5
 
 
-def test_partition_failure_fails_the_records_of_that_partition(stack):
+def test_partition_failure_fails_the_records_of_that_partition(stack, function):
     t = table(stack)
     t.put_item(Item=purchase("s", "B1", fecha="2026-03-07 10:00:00"))
-    assert stream_handler.handler(stream_event(stack), context()) == {"batchItemFailures": []}
+    assert function(stream_event(stack), context()) == {"batchItemFailures": []}
     t.put_item(Item=purchase("s", "B2", fecha="2026-03-08 10:00:00"))
     event = stream_event(stack)  # B1 again (partition known to this container) and B2 (new partition)
 
     def refuse(params, **_):
         raise ClientError({"Error": {"Code": "InternalServiceException", "Message": "boom"}}, "BatchCreatePartition")
 
-    glue = client("glue")
+    glue = stack.aws.client("glue")
     glue.meta.events.register("before-parameter-build.glue.BatchCreatePartition", refuse)
     try:
-        response = stream_handler.handler(event, context())
+        response = function(event, context())
     finally:
         glue.meta.events.unregister("before-parameter-build.glue.BatchCreatePartition", refuse)
     assert response == {"batchItemFailures": [{"itemIdentifier": seq(event, 1)}]}
     assert set(partitions(stack)) == {("s", "2026", "03", "07")}
 
-    assert stream_handler.handler({"Records": event["Records"][1:]}, context()) == {"batchItemFailures": []}
+    assert function({"Records": event["Records"][1:]}, context()) == {"batchItemFailures": []}
     assert set(partitions(stack)) == {("s", "2026", "03", "07"), ("s", "2026", "03", "08")}
 
 
-def test_a_batch_where_every_record_fails_is_a_function_error(stack):
+def test_a_batch_where_every_record_fails_is_a_function_error(stack, function):
     table(stack).put_item(Item=purchase("s", "bad", productos="not a list"))
     event = stream_event(stack)
     with pytest.raises(BatchProcessingError, match="All records failed"):
-        stream_handler.handler(event, context())
+        function(event, context())
     assert objects(stack) == {}
 
 
-def test_missing_put_concurrency_fails_fast(stack, monkeypatch):
-    monkeypatch.delenv("PUT_CONCURRENCY")
+def test_missing_put_concurrency_fails_fast(stack):
+    environment = stack.lambda_environment(STREAM)
+    assert function_settings(stack, STREAM).put_concurrency == int(environment.pop("PUT_CONCURRENCY"))
     with pytest.raises(MissingSettingError, match="PUT_CONCURRENCY"):
-        stream_handler.handler({"Records": []}, context())
+        StreamSettings.from_env(environment)
 
 
 EVENTS = Path(stream_handler.__file__).parent / "events"
 
 
 @pytest.mark.parametrize("name", ["insert.json", "modify.json", "remove.json", "batch.json"])
-def test_sample_events_are_exported(stack, name):
+def test_sample_events_are_exported(stack, name, function):
     event = json.loads((EVENTS / name).read_text(encoding="utf-8"))
-    assert stream_handler.handler(event, context()) == {"batchItemFailures": []}
+    assert function(event, context()) == {"batchItemFailures": []}
     written = objects(stack)
     assert len(written) == len(event["Records"])
     for key, body in written.items():
@@ -238,16 +245,15 @@ def test_sample_events_are_exported(stack, name):
     assert set(partitions(stack)) == {("tienda-centro", "2026", "11", "20")}
 
 
-def test_new_aws_clients_start_with_a_cold_partition_cache(stack, aws):
+def test_new_aws_clients_start_with_a_cold_partition_cache(stack, aws, function):
     table(stack).put_item(Item=purchase("s", "B1"))
-    stream_handler.handler(stream_event(stack), context())
+    function(stream_event(stack), context())
     assert set(partitions(stack)) == {("s", "2026", "03", "07")}
 
-    aws.reset()  # same names, fresh resources: what a local pipeline re-run sees
-    recreated = create_stack(stage="test")
-    reset_clients()
+    aws.reset()  # same names, fresh resources and new clients: what a local pipeline re-run sees
+    recreated = create_stack(aws.clients, stage="test")
     table(recreated).put_item(Item=purchase("s", "B1"))
-    assert stream_handler.handler(stream_event(recreated), context()) == {"batchItemFailures": []}
+    assert build_function(recreated, STREAM)(stream_event(recreated), context()) == {"batchItemFailures": []}
     assert set(partitions(recreated)) == {("s", "2026", "03", "07")}
 
 
@@ -255,11 +261,11 @@ def test_new_aws_clients_start_with_a_cold_partition_cache(stack, aws):
 
 
 @pytest.mark.parametrize("name", ["original_design.json"])
-def test_original_design_sample_events_are_exported(stack, name):
+def test_original_design_sample_events_are_exported(stack, name, function):
     """The original design's documented INSERT/MODIFY/REMOVE records (no ticket_id, categoria, moneda nor source
     attributes; an ISO 8601 fecha), kept beside the handler for `serverless invoke local`."""
     event = json.loads((EVENTS / name).read_text(encoding="utf-8"))
-    assert stream_handler.handler(event, context()) == {"batchItemFailures": []}
+    assert function(event, context()) == {"batchItemFailures": []}
     written = objects(stack)
     assert sorted(k.rsplit("/", 1)[1].split("_")[0] for k in written) == ["insert", "modify", "remove"]
     for key, body in written.items():
@@ -271,7 +277,7 @@ def test_original_design_sample_events_are_exported(stack, name):
     assert set(partitions(stack)) == {("tenant-abc", "2024", "01", "15")}
 
 
-def test_items_of_another_producer_are_exported_end_to_end(stack):
+def test_items_of_another_producer_are_exported_end_to_end(stack, function):
     """put_item / update_item / delete_item of original-design items (as an app or the console would write
     them) -> DynamoDB Streams -> the handler -> documents and partitions, nothing failed."""
     t = table(stack)
@@ -291,7 +297,7 @@ def test_items_of_another_producer_are_exported_end_to_end(stack):
     t.delete_item(Key={"tenant_id": "app-tenant", "compra_id": "C-1"})
     event = stream_event(stack)
     assert [r["eventName"] for r in event["Records"]] == ["INSERT", "MODIFY", "REMOVE"]
-    assert stream_handler.handler(event, context()) == {"batchItemFailures": []}
+    assert function(event, context()) == {"batchItemFailures": []}
     written = {k.rsplit("/", 1)[1].split("_")[0]: json.loads(v, parse_float=Decimal) for k, v in objects(stack).items()}
     assert set(written) == {"insert", "modify", "remove"}
     assert written["insert"]["fecha"] == "2024-05-03 01:30:00"  # converted to UTC: the partition is the 3rd
@@ -306,14 +312,14 @@ def test_items_of_another_producer_are_exported_end_to_end(stack):
     assert set(partitions(stack)) == {("app-tenant", "2024", "05", "03")}
 
 
-def test_glue_table_recreated_under_a_warm_container_gets_its_partitions_again(stack):
+def test_glue_table_recreated_under_a_warm_container_gets_its_partitions_again(stack, function):
     """The issue-15 case: a warm container exported partition P; the Glue table is deleted and recreated (a
     redeploy, a repair); the next records of P must register P again, not be reported done while invisible."""
     t = table(stack)
     t.put_item(Item=purchase("s", "B1"))
     first = stream_event(stack)
-    assert stream_handler.handler(first, context()) == {"batchItemFailures": []}
-    glue = boto3.client("glue")
+    assert function(first, context()) == {"batchItemFailures": []}
+    glue = stack.aws.client("glue")
     names = stack.names
     definition = glue.get_table(DatabaseName=names.glue_database, Name=names.glue_table)["Table"]
     glue.delete_table(DatabaseName=names.glue_database, Name=names.glue_table)
@@ -328,7 +334,7 @@ def test_glue_table_recreated_under_a_warm_container_gets_its_partitions_again(s
     t.put_item(Item=purchase("s", "B2"))
     everything = stream_event(stack)
     second = {"Records": everything["Records"][len(first["Records"]) :]}
-    assert stream_handler.handler(second, context()) == {"batchItemFailures": []}  # same (warm) exporter
+    assert function(second, context()) == {"batchItemFailures": []}  # same (warm) exporter
     assert set(partitions(stack)) == {("s", "2026", "03", "07")}
 
 
@@ -349,27 +355,27 @@ class ShortOnTime(LocalLambdaContext):
         return 50_000 if self.calls >= 0 else 9_000
 
 
-def test_no_put_starts_near_the_deadline_and_the_rest_is_reported_failed(stack, monkeypatch):
-    monkeypatch.setenv("PUT_CONCURRENCY", "1")  # one PUT at a time: which ones start is deterministic
+def test_no_put_starts_near_the_deadline_and_the_rest_is_reported_failed(stack):
+    function = build_function(stack, STREAM, put_concurrency=1)  # one PUT at a time: which ones start is deterministic
     t = table(stack)
     for i in range(5):
         t.put_item(Item=purchase("s", f"B{i}"))
     event = stream_event(stack)
-    response = stream_handler.handler(event, ShortOnTime(calls=2))
+    response = function(event, ShortOnTime(calls=2))
     failed = [f["itemIdentifier"] for f in response["batchItemFailures"]]
     assert failed == [seq(event, i) for i in (2, 3, 4)]  # two PUTs started in time, three never started
     written = objects(stack)
     assert sorted(k.split("_")[1] for k in written) == ["B0", "B1"]
     assert set(partitions(stack)) == {("s", "2026", "03", "07")}  # the written ones are registered
     # the retry (a fresh invocation with time) writes the rest
-    assert stream_handler.handler(event, context()) == {"batchItemFailures": []}
+    assert function(event, context()) == {"batchItemFailures": []}
     assert len(objects(stack)) == 5
 
 
-def test_glue_partitions_are_ensured_while_the_puts_run(stack, monkeypatch):
+def test_glue_partitions_are_ensured_while_the_puts_run(stack):
     """The PUTs wait (on the wire) until Glue has been asked about the batch's partitions: a sequential export
     (Glue after the last PUT) would never get there, and the PUTs would fail after the timeout."""
-    monkeypatch.setenv("PUT_CONCURRENCY", "1")
+    function = build_function(stack, STREAM, put_concurrency=1)
     t = table(stack)
     for i in range(3):
         t.put_item(Item=purchase("s", f"B{i}", fecha=f"2026-03-0{i + 1} 10:00:00"))
@@ -383,11 +389,11 @@ def test_glue_partitions_are_ensured_while_the_puts_run(stack, monkeypatch):
         if not glue_asked.wait(timeout=3):
             raise ClientError({"Error": {"Code": "Timeout", "Message": "Glue was not asked yet"}}, "PutObject")
 
-    glue, s3 = client("glue"), hot_client("s3")
+    glue, s3 = stack.aws.client("glue"), stack.aws.hot_client("s3")
     glue.meta.events.register("before-send.glue.BatchGetPartition", seen_by_glue)
     s3.meta.events.register("before-send.s3.PutObject", wait_for_glue)
     try:
-        response = stream_handler.handler(event, context())
+        response = function(event, context())
     finally:
         glue.meta.events.unregister("before-send.glue.BatchGetPartition", seen_by_glue)
         s3.meta.events.unregister("before-send.s3.PutObject", wait_for_glue)
