@@ -310,3 +310,17 @@ def test_many_threads_share_one_template_and_failures_stay_per_object(endpoint):
     assert (lean.lean_puts, lean.handed_over) == (54, 6)
     paths = [path for path, _ in endpoint.seen]
     assert sorted(paths) == sorted([f"/bkt/{k}" for k in keys] + [f"/bkt/{k}" for k in keys if k.startswith("fail-")])
+
+
+def test_the_lambda_trace_header_is_read_per_request_as_botocore_does(frozen, monkeypatch):
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "actualizarComprasStream")
+    client = make_client()
+    wire = Wire(client)
+    lean = s3_put.LeanPutObject(client)
+    for trace in ("Root=1-aaaaaaaa-000000000000000000000001", "Root=1-bbbbbbbb-000000000000000000000002"):
+        monkeypatch.setenv("_X_AMZN_TRACE_ID", trace)  # Lambda sets it per invocation
+        lean.put("b", "k", b"{}", content_type="application/json")
+        client.put_object(Bucket="b", Key="k", Body=b"{}", ContentType="application/json")
+        ours, theirs = wire.requests[-2:]
+        assert ours.headers["X-Amzn-Trace-Id"] == theirs.headers["X-Amzn-Trace-Id"] == trace.encode()
+        assert ours.headers == without_expect(theirs.headers)
