@@ -113,11 +113,15 @@ def ceiling(cell: Cell, design: dict[str, Any]) -> tuple[float, str] | None:
     seconds = cell.latency / 1000
     lat = f"{cell.latency:g} ms"
     if cell.contender == "ingestion:ours":
+        # writeConcurrency is the function's requests in flight, shared among its n worker processes
+        # (ceil(writeConcurrency / n) each; docs/ingestion-design.md).
         processes = max(1, cell.processes)
         items, conc = design["transaction_items"], design["write_concurrency"]
+        in_flight = processes * -(-conc // processes)
         return (
-            processes * conc * items / seconds,
-            f"{processes} process(es) × writeConcurrency {conc} × {items} items per TransactWriteItems ÷ {lat}",
+            in_flight * items / seconds,
+            f"{in_flight} requests in flight (writeConcurrency {conc} over {processes} process(es)) × {items} items "
+            f"per TransactWriteItems ÷ {lat}",
         )
     if cell.contender == "ingestion:batch_writer":
         return design["batch_write_items"] / seconds, f"1 thread × 25 items per BatchWriteItem ÷ {lat}"
@@ -371,10 +375,11 @@ def _ceilings(add, design: dict[str, Any]) -> None:
     add("### The ceilings")
     add("")
     add("What a contender would reach if its own CPU cost nothing: requests in flight × items per request ÷")
-    add("latency. For ours, **processes × writeConcurrency × items per TransactWriteItems ÷ latency** (with")
+    add("latency. For ours, **writeConcurrency × items per TransactWriteItems ÷ latency** (writeConcurrency is")
+    add("the function's requests in flight, shared among its worker processes: n × ⌈writeConcurrency ÷ n⌉; with")
     add(
         f"writeConcurrency {design['write_concurrency']} and {design['transaction_items']} items per transaction at "
-        f"10 ms: {design['write_concurrency'] * design['transaction_items'] / 0.01:,.0f} purchases/s per process),"
+        f"10 ms: {design['write_concurrency'] * design['transaction_items'] / 0.01:,.0f} purchases/s),"
     )
     add(
         f"and for the stream export **putConcurrency ÷ latency** ({design['put_concurrency']} ÷ 10 ms = "
