@@ -257,7 +257,7 @@ def _standin_ingestion(add, cells: list[Cell], design: dict[str, Any], args: Any
     )
     add("|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for cell in cells:
-        ours = _find(cells, contender="ingestion:ours", size=cell.size, order=cell.order, latency=cell.latency)
+        ours = _find(cells, label=OURS_INGEST, size=cell.size, order=cell.order, latency=cell.latency)
         ratio = _ratio(ours, cell) if cell.contender != "ingestion:ours" else None
         label = cell.label if cell.rows == cell.size else f"{cell.label} (first {cell.rows:,} rows)"
         add(
@@ -327,13 +327,14 @@ def _by_order(add, cells: list[Cell], design: dict[str, Any]) -> None:
         "ceiling |"
     )
     add("|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|")
-    for cell in sorted(cells, key=lambda c: (c.latency, c.size, c.order)):
+    for cell in sorted(cells, key=lambda c: (c.latency, c.size, c.order, c.label)):
         keys = cell.standin["dynamodb_keys"] if cell.standin else None
         per = cell.items_put / cell.purchases if cell.items_put is not None and cell.purchases else None
         tx = (cell.standin or {}).get("operations", {}).get("DynamoDB.TransactWriteItems")
         tx_text = f"{tx['requests']:,} × {tx['items'] / tx['requests']:.1f}" if tx else "–"
         add(
-            f"| {cell.size:,} | {cell.order} | {_fmt(cell.purchases)} | {_wall(cell)} | {_fmt(cell.rate)} | "
+            f"| {cell.size:,} | {cell.order}{cell.label.removeprefix(OURS_INGEST)} | {_fmt(cell.purchases)} | "
+            f"{_wall(cell)} | {_fmt(cell.rate)} | "
             f"{_fmt(cell.cpu / cell.size * 100_000 if cell.cpu is not None else None, '.1f')} | "
             f"{_fmt(cell.tree_rss)} [{_fmt(cell.rss)}] | {max(1, cell.processes)} | {_fmt(per, '.2f')} | "
             f"{'yes' if keys == cell.purchases else f'no ({keys})'} | {tx_text} | {_fmt(cell.items_per_s)} | "
@@ -407,7 +408,7 @@ def _moto(add, cells: list[Cell], args: Any) -> None:
     add("|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for cell in cells:
         if cell.kind == "ingestion":
-            ours = _find(cells, kind="ingestion", contender="ingestion:ours", size=cell.size, latency=cell.latency)
+            ours = _find(cells, kind="ingestion", label=OURS_INGEST, size=cell.size, latency=cell.latency)
             ratio = _ratio(ours, cell) if cell.contender != "ingestion:ours" else None
         else:
             base = _find(cells, label=SEQUENTIAL, size=cell.size, latency=cell.latency)
@@ -428,7 +429,7 @@ def _targets(cells: list[Cell]) -> list[tuple[str, str, str]]:
     out = []
     for baseline, threshold in ((PUT_CSV, 3.0), (PER_ROW, 50.0)):
         pairs = [
-            (c.size, _ratio(_find(ingest, contender="ingestion:ours", size=c.size, order=c.order), c), c.order)
+            (c.size, _ratio(_find(ingest, label=OURS_INGEST, size=c.size, order=c.order), c), c.order)
             for c in ingest
             if c.label == baseline and c.order == "interleaved"
         ]

@@ -149,7 +149,7 @@ class Bench:
             **self.base_env,
             **self.stack.lambda_environment(stack_function(function)),
             # What Lambda sets from the function's memorySize (the ingestion sizes its worker processes by it).
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.memory_mb(function)),
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.get("memory_mb") or self.memory_mb(function)),
             "AWS_ENDPOINT_URL": self.endpoint(endpoint, latency_ms),  # the third-party baselines (boto3, awswrangler)
             "PYTHONPATH": str(ROOT),
         }
@@ -216,10 +216,21 @@ class Bench:
 
     # ---- ingestion ---------------------------------------------------------------------------------
     def ingestion_run(
-        self, contender: str, facts: data.CsvFacts, endpoint: str, latency_ms: float, rep: int, order: str
+        self,
+        contender: str,
+        facts: data.CsvFacts,
+        endpoint: str,
+        latency_ms: float,
+        rep: int,
+        order: str,
+        memory_mb: int | None = None,
     ) -> None:
         stack = self.fresh_stack()
         spec: dict[str, Any] = {"contender": contender, "table": stack.names.table, "csv_path": str(facts.path)}
+        label = LABELS[contender]
+        if memory_mb:  # ours as a function of another memorySize (its vCPU share sizes its worker processes)
+            spec["memory_mb"] = memory_mb
+            label = f"{label}, {memory_mb} MB"
         rows = facts.rows
         if contender == "ingestion:ours":
             spec["event_path"] = str(self.ingestion_event(stack, facts))
@@ -235,7 +246,7 @@ class Bench:
                 self.out / f"profile-ingestion-{endpoint}-{order}-{facts.rows}-{latency_ms:g}ms.txt"
             )
         result = RunResult(
-            "ingestion", contender, LABELS[contender], facts.rows, None, latency_ms, rep, expected, 0,
+            "ingestion", contender, label, facts.rows, None, latency_ms, rep, expected, 0,
             endpoint=endpoint, order=order,
         )  # fmt: skip
         result.rows = rows
@@ -327,10 +338,13 @@ class Bench:
                 f"{facts.size_bytes / 1e6:.1f} MB)",
                 flush=True,
             )
+            plan: list[tuple[str, int | None]] = [(c, None) for c in contenders]
+            if endpoint == STANDIN and "ingestion:ours" in contenders:
+                plan += [("ingestion:ours", mb) for mb in self.args.ours_memory_mb]
             for rep in range(reps if size <= self.args.reps_max_rows else self.args.large_reps):
-                shift = rep % len(contenders)
-                for contender in contenders[shift:] + contenders[:shift]:
-                    self.ingestion_run(contender, facts, endpoint, latency, rep, order)
+                shift = rep % len(plan)
+                for contender, memory_mb in plan[shift:] + plan[:shift]:
+                    self.ingestion_run(contender, facts, endpoint, latency, rep, order, memory_mb)
 
     def run(self) -> None:
         args = self.args
@@ -464,6 +478,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=lambda t: [o for o in t.split(",") if o],
         default=list(data.ORDERS),
         help="row orders of the --big-rows runs (ours only, on the stand-in)",
+    )
+    parser.add_argument(
+        "--ours-memory-mb",
+        type=ints,
+        default=[3538],
+        help="extra runs of ours on the stand-in comparison files as a function of this memorySize (3538 MB = 2 "
+        "vCPUs on Lambda: two worker processes); empty to skip",
     )
     parser.add_argument(
         "--lambda-memory-mb",

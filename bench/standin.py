@@ -52,6 +52,7 @@ ANSWERED_DYNAMODB = ("BatchWriteItem", "PutItem", "TransactWriteItems")
 MAX_BATCH_WRITE = 25
 MAX_TRANSACT = 100
 HEAD_LIMIT = 1024 * 1024  # request/response head (huge headers are legal)
+STREAM_CHUNK = 1024 * 1024  # forwarded response bodies are relayed in pieces of this size
 _HOP_BY_HOP = {
     "connection",
     "keep-alive",
@@ -239,12 +240,11 @@ class Standin:
             await asyncio.sleep(self.delay)
             if answer is None:
                 stats.forwarded += 1
-                answer = await self.forwarded(request)
+                await self.forwarded(request, writer)
+                return
         finally:
             stats.in_flight -= 1
         writer.write(answer)
-        if len(answer) > 65536:
-            await writer.drain()
 
     def control(self, request: Request) -> bytes:
         path = request.target.split("?", 1)[0]
@@ -360,9 +360,12 @@ class Standin:
         return _response(200, reply)
 
     # ---- forwarded to moto -----------------------------------------------------------------------------
-    async def forwarded(self, request: Request) -> bytes:
+    async def forwarded(self, request: Request, client: asyncio.StreamWriter) -> None:
+        """Send `request` to --forward and relay the response to `client`; a body with a length is streamed
+        through (the CSV's GetObject reaches the handler as moto sends it), others are read whole first."""
         if self.forward is None:
-            return _response(502, [("Content-Type", "text/plain")], b"the stand-in has no --forward endpoint\n")
+            client.write(_response(502, [("Content-Type", "text/plain")], b"the stand-in has no --forward endpoint\n"))
+            return
         host, port = self.forward.hostname or "127.0.0.1", self.forward.port or 80
         reader, writer = await asyncio.open_connection(host, port, limit=HEAD_LIMIT)
         try:
@@ -377,18 +380,27 @@ class Standin:
                 if status >= 200:
                     break
             headers = {name.lower(): value for name, value in raw_headers}
-            length = None
-            if request.method == "HEAD" or status in (204, 304):
-                body, length = b"", headers.get("content-length", "0")
-            elif "chunked" in headers.get("transfer-encoding", "").lower():
-                body = await _read_chunked(reader)
-            elif "content-length" in headers:
-                body = await reader.readexactly(int(headers["content-length"]))
-            else:
-                body = await reader.read()
             reason = status_line.split(" ", 2)[2] if status_line.count(" ") >= 2 else ""
             kept = [(n, v) for n, v in raw_headers if n.lower() not in _HOP_BY_HOP]
-            return _response(status, kept, body, length=length, reason=reason)
+            if request.method == "HEAD" or status in (204, 304):
+                client.write(_response(status, kept, length=headers.get("content-length", "0"), reason=reason))
+                return
+            if "chunked" not in headers.get("transfer-encoding", "").lower() and "content-length" in headers:
+                remaining = int(headers["content-length"])
+                client.write(_response(status, kept, length=str(remaining), reason=reason))
+                while remaining:
+                    chunk = await reader.read(min(remaining, STREAM_CHUNK))
+                    if not chunk:
+                        raise ConnectionError("the forwarded response ended before its Content-Length")
+                    remaining -= len(chunk)
+                    client.write(chunk)
+                    await client.drain()
+                return
+            if "chunked" in headers.get("transfer-encoding", "").lower():
+                body = await _read_chunked(reader)
+            else:
+                body = await reader.read()
+            client.write(_response(status, kept, body, reason=reason))
         finally:
             writer.close()
             with contextlib.suppress(Exception):

@@ -147,7 +147,7 @@ def test_concurrent_requests_wait_the_latency_in_parallel(fresh):
 def test_everything_else_is_forwarded_to_moto_after_the_latency(fresh, moto_server):
     direct_s3 = client("s3", moto_server.endpoint_url)
     direct_s3.create_bucket(Bucket="uploads-bucket")
-    csv = b"ticket_id,store\n1,s1\n" * 1000
+    csv = b"ticket_id,store\n1,s1\n" * 150_000  # 3 MB: relayed in several pieces
     direct_s3.put_object(Bucket="uploads-bucket", Key="uploads/tickets.csv", Body=csv)
 
     s3 = client("s3", fresh.endpoint)
