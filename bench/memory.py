@@ -65,7 +65,8 @@ def child(path: str, budget_mb: int) -> None:
     sink = CountingSink()
     source = SourceInfo(bucket="bench", key="uploads/bench.csv", etag="-", ingested_at="2026-01-01T00:00:00Z")
     cpu = time.process_time()
-    report = ingest(chunks(), source, sink, memory_budget_bytes=budget_mb * 1024 * 1024)
+    max_listed = int(config.function_settings("ingestion")["maxReportedRejections"])
+    report = ingest(chunks(), source, sink, max_listed=max_listed, memory_budget_bytes=budget_mb * 1024 * 1024)
     cpu = time.process_time() - cpu
     peak_kb = peak_rss_kb()
     print(

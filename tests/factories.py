@@ -1,12 +1,35 @@
 """Builders of test data shared by several test modules: the domain's typed purchase item
-(lambdas/domain/items.py) as the table stores it (``to_item()``)."""
+(lambdas/domain/items.py) as the table stores it (``to_item()``), and the ingestion's tuning as config/pipeline.yml
+sets it (the code has no defaults of its own: ``write_policy``, ``INGEST_LIMITS``)."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
 
+import pipeline_config
+from lambdas.adapters.dynamodb import WritePolicy
 from lambdas.domain.items import Producto, PurchaseItem
+
+_INGESTION = pipeline_config.function_settings("ingestion")
+# purchases.ingest's report and grouping limits (functions.ingestion maxReportedRejections, groupingMemoryMB).
+INGEST_LIMITS = {
+    "max_listed": int(_INGESTION["maxReportedRejections"]),
+    "memory_budget_bytes": int(_INGESTION["groupingMemoryMB"]) * 1024 * 1024,
+}
+
+
+def write_policy(**changes: Any) -> WritePolicy:
+    """The ingestion's write policy as config/pipeline.yml sets it (functions.ingestion), with ``changes``."""
+    return WritePolicy(
+        **{
+            "concurrency": int(_INGESTION["writeConcurrency"]),
+            "max_attempts": int(_INGESTION["maxWriteAttempts"]),
+            "backoff_base_seconds": float(_INGESTION["backoffBaseSeconds"]),
+            "backoff_cap_seconds": float(_INGESTION["backoffCapSeconds"]),
+            **changes,
+        }
+    )
 
 
 def producto(codigo: str = "P1", nombre: str = "Leche", categoria: str = "lacteos", *, cantidad: int = 2,

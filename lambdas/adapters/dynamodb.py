@@ -62,12 +62,12 @@ class WriteRetriesExhausted(RuntimeError):
 @dataclass(frozen=True)
 class WritePolicy:
     """Tuning of the writes. The ingestion builds it from its settings (lambdas.ingestion.service.write_policy:
-    config/pipeline.yml `functions.ingestion`, passed as environment); the defaults serve tests only."""
+    config/pipeline.yml `functions.ingestion`, passed as environment); no defaults here."""
 
-    concurrency: int = 8
-    max_attempts: int = 8
-    backoff_base_seconds: float = 0.05
-    backoff_cap_seconds: float = 5.0
+    concurrency: int
+    max_attempts: int
+    backoff_base_seconds: float
+    backoff_cap_seconds: float
 
     def backoff(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
         """Full jitter: uniform in [0, min(cap, base * 2**attempt))."""
@@ -99,14 +99,14 @@ class ConditionalWriter:
         self,
         aws: AwsClients,
         table_name: str,
-        policy: WritePolicy | None = None,
+        policy: WritePolicy,
         *,
         sleep: Callable[[float], None] = time.sleep,
         rand: Callable[[], float] = random.random,
     ) -> None:
         self.aws = aws
         self.table_name = table_name
-        self.policy = policy or WritePolicy()
+        self.policy = policy
         self._sleep = sleep
         self._rand = rand
         self._serializer = TypeSerializer()

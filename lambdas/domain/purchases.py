@@ -38,7 +38,6 @@ from lambdas.domain.tickets import FileRejected, RowRejection, TicketLine, parse
 from lambdas.shared import processes
 
 MAX_ITEM_BYTES = limits.DYNAMODB_MAX_ITEM_BYTES
-DEFAULT_MAX_LISTED = 1000  # rejected rows / purchases listed one by one in a report
 
 Key = tuple[str, str]
 
@@ -274,7 +273,7 @@ class ReportBuilder:
     already held from a newer source (docs/operations.md, "Never stale").
     """
 
-    def __init__(self, source: SourceInfo, *, max_listed: int = DEFAULT_MAX_LISTED) -> None:
+    def __init__(self, source: SourceInfo, *, max_listed: int) -> None:
         self.source = source
         self.max_listed = max_listed
         self.file_rejection: str | None = None
@@ -401,7 +400,6 @@ _MERGED_COUNTS = (
 # Grouping in bounded memory
 # --------------------------------------------------------------------------------------------------
 
-DEFAULT_MEMORY_BUDGET_BYTES = 64 * 1024 * 1024  # config/pipeline.yml functions.ingestion.groupingMemoryMB
 SPILL_PARTITIONS = 64  # partitions of a spill (and of each re-partitioning of a partition over budget)
 _SPILL_BATCH_ROWS = 8192  # rows buffered across all partitions before they are appended to their files
 _ROW_OVERHEAD_BYTES = 800  # a TicketLine in memory: the object, its str/Decimal objects, the list slot (tracemalloc)
@@ -616,14 +614,16 @@ def ingest(
     source: SourceInfo,
     sink: PurchaseSink,
     *,
-    max_listed: int = DEFAULT_MAX_LISTED,
-    memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
+    max_listed: int,
+    memory_budget_bytes: int,
     spill_root: str | None = None,
     clock: Callable[[], float] = time.monotonic,
     workers: WorkerPlan | None = None,
 ) -> ReportBuilder:
     """Ingest one file, read once from ``chunks``: every valid purchase goes to ``sink``, once; returns the
-    report.
+    report. ``max_listed`` (rejected rows / purchases listed one by one in the report) and ``memory_budget_bytes``
+    (grouping in memory, then spilled to ``spill_root``) are the function's settings (config/pipeline.yml
+    functions.ingestion maxReportedRejections, groupingMemoryMB): no default here.
 
     Nothing reaches the sink before the whole file has been read and validated: a failure while reading
     (a dropped connection, the version vanishing) raises and writes nothing. A file rejected as a whole

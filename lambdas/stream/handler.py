@@ -51,16 +51,15 @@ def build_handler(settings: StreamSettings, aws: AwsClients) -> Callable[[dict[s
     """The stream function of one composition. Its exporter is built on the first event: documents record the
     function's name (from the Lambda context) as processed_by, and a container only ever runs one function."""
     processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
-    exporters: dict[str, StreamExporter] = {}
+    built: list[StreamExporter] = []  # the one exporter, built on the first event
 
     @metrics.log_metrics
     @logger.inject_lambda_context(clear_state=True)
     def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
         started = time.perf_counter()
-        processed_by = getattr(context, "function_name", None) or FUNCTION
-        exporter = exporters.get(processed_by) or exporters.setdefault(
-            processed_by, build_exporter(settings, aws, processed_by)
-        )
+        if not built:
+            built.append(build_exporter(settings, aws, getattr(context, "function_name", None) or FUNCTION))
+        exporter = built[0]
         records = event.get("Records") or []
         outcome = exporter.export(records, getattr(context, "get_remaining_time_in_millis", None))
         metrics.add_metric(name="RecordsReceived", unit=MetricUnit.Count, value=outcome.records)

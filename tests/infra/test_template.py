@@ -86,7 +86,9 @@ def test_powertools_layer_is_the_aws_managed_one_of_the_pinned_version(template)
         assert function(template, block)["Layers"] == [{"Fn::Sub": expected}]
 
 
-def test_environment_is_exactly_local_config_lambda_environment(template):
+def test_each_functions_environment_is_the_configs_shared_and_own_variables_with_the_bucket_ref(template):
+    """Every function gets exactly pipeline_config.lambda_environment() (BUCKET_NAME as a Ref to DataBucket, whose
+    Fn::Sub name resolves to the config's bucket name) plus its own function_environment(block)."""
     expected = config.lambda_environment(dev_names())
     for block in FUNCTIONS:
         env = dict(function(template, block)["Environment"]["Variables"])

@@ -24,7 +24,7 @@ from local.sqs_poller import SqsPoller
 from local.stack import INGESTION, STREAM
 from local.stream_poller import StreamPoller, StreamPollerSettings
 from tests.data.bad_inputs import build
-from tests.factories import producto, purchase_item
+from tests.factories import INGEST_LIMITS, producto, purchase_item
 from tests.reliability import faults
 from tests.resources import purchases_table
 
@@ -262,7 +262,7 @@ def expected_purchases(data: bytes, bucket: str, key: str) -> dict[tuple[str, st
     """What the table must hold: the pure domain's result for this file (unit-tested on its own)."""
     sink = MemorySink()
     source = purchases.SourceInfo(bucket=bucket, key=key, etag="-", ingested_at="-")
-    purchases.ingest(iter([data]), source, sink)
+    purchases.ingest(iter([data]), source, sink, **INGEST_LIMITS)
     return {k: {n: v for n, v in item.items() if n not in VOLATILE} for k, item in sink.items.items()}
 
 

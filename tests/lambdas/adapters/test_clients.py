@@ -11,6 +11,7 @@ from botocore.exceptions import ParamValidationError
 
 from lambdas.adapters import clients, s3
 from lambdas.adapters.clients import AwsClients, Credentials
+from tests.factories import write_policy
 
 NOWHERE = "http://127.0.0.1:9"  # nothing is sent: validation happens first, or a hook stops the request
 
@@ -141,7 +142,7 @@ def test_prepared_transact_write_items_body_is_byte_for_byte_botocores(aws, monk
     frozen = datetime.datetime(2026, 12, 2, 19, 0, 0, tzinfo=datetime.UTC)
     monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: frozen)  # one signing time for both
 
-    from lambdas.adapters.dynamodb import ConditionalWriter, WritePolicy
+    from lambdas.adapters.dynamodb import ConditionalWriter
 
     items = [
         {
@@ -156,7 +157,7 @@ def test_prepared_transact_write_items_body_is_byte_for_byte_botocores(aws, monk
         }
         for n in range(3)
     ]
-    writer = ConditionalWriter(aws, "compras-t-purchases", WritePolicy(concurrency=1))
+    writer = ConditionalWriter(aws, "compras-t-purchases", write_policy(concurrency=1))
     try:
         for item in items:
             writer.put(item)
@@ -211,13 +212,13 @@ def test_prepared_list_resolves_botocores_endpoint_with_one_stub(monkeypatch, ta
 
     import botocore.auth
 
-    from lambdas.adapters.dynamodb import ConditionalWriter, WritePolicy
+    from lambdas.adapters.dynamodb import ConditionalWriter
 
     aws = AwsClients(region="us-east-1", credentials=Credentials("testing", "testing"))  # AWS's own endpoints
     frozen = datetime.datetime(2026, 12, 2, 19, 0, 0, tzinfo=datetime.UTC)
     monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: frozen)
     items = [{"tenant_id": "s", "compra_id": f"B{n}", "productos": [], "source_order": f"2026 {n}"} for n in range(150)]
-    writer = ConditionalWriter(aws, table, WritePolicy(concurrency=1))
+    writer = ConditionalWriter(aws, table, write_policy(concurrency=1))
     try:
         for item in items:
             writer.put(item)

@@ -12,6 +12,7 @@ from boto3.dynamodb.types import TypeSerializer
 from lambdas.adapters.clients import AwsClients
 from lambdas.adapters.dynamodb import ConditionalWriter, WritePolicy, WriteRetriesExhausted
 from lambdas.domain.purchases import WriteOutcome
+from tests.factories import write_policy
 from tests.reliability import faults
 
 pytestmark = pytest.mark.integration
@@ -72,7 +73,7 @@ ORDER_NEW = "2026-01-01T00:00:05Z 75706c6f6164732f612e637376 " + "0" * 32 + " nu
 
 
 def test_writes_many_items_in_parallel_transactions(table, clients):
-    with ConditionalWriter(clients, table, WritePolicy(concurrency=4)) as writer:
+    with ConditionalWriter(clients, table, write_policy(concurrency=4)) as writer:
         for n in range(260):
             writer.put(item(n))
         assert writer.flush() == WriteOutcome()
@@ -86,7 +87,7 @@ def test_writes_many_items_in_parallel_transactions(table, clients):
 
 
 def test_an_older_source_never_replaces_a_newer_one_and_the_same_source_rewrites(table, clients):
-    with ConditionalWriter(clients, table) as writer:
+    with ConditionalWriter(clients, table, write_policy()) as writer:
         writer.put(item(1, source_order=ORDER_NEW, fecha="2024-03-02 00:00:00"))
         writer.put(item(2, source_order=ORDER_OLD))
         assert writer.flush() == WriteOutcome()
@@ -109,7 +110,7 @@ def test_an_item_without_source_order_written_by_others_is_replaced(table, clien
     legacy.pop("source_order")
     serializer = TypeSerializer()
     clients.client("dynamodb").put_item(TableName=table, Item={k: serializer.serialize(v) for k, v in legacy.items()})
-    with ConditionalWriter(clients, table) as writer:
+    with ConditionalWriter(clients, table, write_policy()) as writer:
         writer.put(item(4, fecha="2024-05-05 00:00:00"))
         assert writer.flush() == WriteOutcome()
     assert scan(clients, table)[("S1", "B0004")]["fecha"] == "2024-05-05 00:00:00"
@@ -137,7 +138,7 @@ def test_conflicts_and_actions_cancelled_alongside_are_sent_again(table, clients
     sleeps: list[float] = []
     with (
         faults.inject(ddb, "TransactWriteItems", cancelled("None", "TransactionConflict", "None"), times=1) as fault,
-        ConditionalWriter(clients, table, WritePolicy(concurrency=1), sleep=sleeps.append, rand=lambda: 1.0) as writer,
+        ConditionalWriter(clients, table, write_policy(concurrency=1), sleep=sleeps.append, rand=lambda: 1.0) as writer,
     ):
         for n in range(3):
             writer.put(item(n))
@@ -150,7 +151,7 @@ def test_throttling_that_outlasts_the_attempts_raises(table, clients, fast_botoc
     ddb = clients.hot_client("dynamodb")
     with (
         faults.inject(ddb, "TransactWriteItems", faults.throttle(), times=None),
-        ConditionalWriter(clients, table, WritePolicy(concurrency=2, max_attempts=3), sleep=no_sleep) as writer,
+        ConditionalWriter(clients, table, write_policy(concurrency=2, max_attempts=3), sleep=no_sleep) as writer,
     ):
         writer.put(item(1))
         with pytest.raises(WriteRetriesExhausted, match="after 3 attempts"):
@@ -162,7 +163,7 @@ def test_throttling_that_ends_is_absorbed(table, clients, fast_botocore_retries)
     ddb = clients.hot_client("dynamodb")
     with (
         faults.inject(ddb, "TransactWriteItems", faults.throttle(), times=7),  # > botocore's own 5 attempts
-        ConditionalWriter(clients, table, WritePolicy(max_attempts=3), sleep=no_sleep) as writer,
+        ConditionalWriter(clients, table, write_policy(max_attempts=3), sleep=no_sleep) as writer,
     ):
         writer.put(item(1))
         assert writer.flush() == WriteOutcome()
@@ -171,7 +172,7 @@ def test_throttling_that_ends_is_absorbed(table, clients, fast_botocore_retries)
 
 def test_an_item_dynamodb_refuses_is_returned_and_its_neighbours_are_written(table, clients):
     too_big = item(5, blob="x" * 410_000)
-    with ConditionalWriter(clients, table) as writer:
+    with ConditionalWriter(clients, table, write_policy()) as writer:
         for n in range(10):
             writer.put(too_big if n == 5 else item(n))
         outcome = writer.flush()
@@ -181,7 +182,7 @@ def test_an_item_dynamodb_refuses_is_returned_and_its_neighbours_are_written(tab
 
 def test_requests_stay_under_the_transaction_size_limit(table, clients):
     big = "y" * 300_000  # 14 of these exceed the 4 MB of one transaction
-    with ConditionalWriter(clients, table, WritePolicy(concurrency=2)) as writer:
+    with ConditionalWriter(clients, table, write_policy(concurrency=2)) as writer:
         for n in range(14):
             writer.put(item(n, blob=big))
         assert writer.flush() == WriteOutcome()
@@ -189,15 +190,23 @@ def test_requests_stay_under_the_transaction_size_limit(table, clients):
     assert len(scan(clients, table)) == 14
 
 
+def test_the_write_policy_has_no_defaults_of_its_own():
+    """Its values are the function's settings (config/pipeline.yml functions.ingestion): none is copied here."""
+    with pytest.raises(TypeError, match="missing 4 required positional arguments"):
+        WritePolicy()
+    with pytest.raises(TypeError, match="policy"):
+        ConditionalWriter(AwsClients(), "unused")
+
+
 def test_backoff_is_full_jitter_capped():
-    policy = WritePolicy(backoff_base_seconds=0.05, backoff_cap_seconds=5)
+    policy = write_policy(backoff_base_seconds=0.05, backoff_cap_seconds=5)
     assert policy.backoff(1, lambda: 1.0) == pytest.approx(0.1)
     assert policy.backoff(20, lambda: 1.0) == 5
     assert policy.backoff(3, lambda: 0.0) == 0
 
 
 def test_fast_serialisation_matches_type_serializer():
-    writer = ConditionalWriter(AwsClients(), "unused", WritePolicy(concurrency=1))  # sends nothing
+    writer = ConditionalWriter(AwsClients(), "unused", write_policy(concurrency=1))  # sends nothing
     try:
         sample = item(3, user_id="ü", flag=True, tags={"a", "b"}, nested={"x": [1, Decimal("0.0001"), None]})
         expected = {k: TypeSerializer().serialize(v) for k, v in sample.items()}
@@ -221,7 +230,7 @@ def test_the_client_is_built_once_before_the_threads_start_on_a_cold_cache(table
         return real(kind, service)
 
     monkeypatch.setattr(cold, "_build", counting)
-    with ConditionalWriter(cold, table, WritePolicy(concurrency=8)) as writer:
+    with ConditionalWriter(cold, table, write_policy(concurrency=8)) as writer:
         for n in range(800):
             writer.put(item(n))
         assert writer.flush() == WriteOutcome() and writer.requests_sent == 8

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from lambdas.domain.purchases import (
     MAX_ITEM_BYTES,
+    ReportBuilder,
     SourceInfo,
     WriteOutcome,
     build_purchase,
@@ -19,6 +20,7 @@ from lambdas.domain.purchases import (
     item_size,
 )
 from lambdas.domain.tickets import TicketLine
+from tests.factories import INGEST_LIMITS
 
 SOURCE = SourceInfo(bucket="b", key="uploads/f.csv", etag="e1", ingested_at="2026-01-01T00:00:00Z")
 HEADER = "ticket_id,product,basket_id,timestamp,category,quantity,store,unit_price,user_id,currency\n"
@@ -90,6 +92,16 @@ def row(ticket, basket="B1", *, store="S1", product="Pan", qty="1", price="1.5",
 
 
 # -- build_purchase -----------------------------------------------------------------------------------
+
+
+def test_the_report_and_grouping_limits_have_no_defaults_of_their_own():
+    """max_listed and memory_budget_bytes are the function's settings (config/pipeline.yml): none is copied here."""
+    with pytest.raises(TypeError, match="max_listed"):
+        ingest(Reads("ticket_id\n"), SOURCE, MemoryTable(), memory_budget_bytes=INGEST_LIMITS["memory_budget_bytes"])
+    with pytest.raises(TypeError, match="memory_budget_bytes"):
+        ingest(Reads("ticket_id\n"), SOURCE, MemoryTable(), max_listed=INGEST_LIMITS["max_listed"])
+    with pytest.raises(TypeError, match="max_listed"):
+        ReportBuilder(SOURCE)
 
 
 def test_purchase_item_shape():
@@ -183,7 +195,7 @@ def test_item_size_follows_dynamodb_rules():
 def test_basket_split_across_the_file_is_one_purchase_written_once_from_one_read():
     text = HEADER + row("T1", "B1") + row("T2", "B2") + row("T3", "B1", ts="2024-03-01 08:00:00") + row("T4", "B3")
     table, reads = MemoryTable(), Reads(text)
-    report = ingest(reads, SOURCE, table).to_dict()
+    report = ingest(reads, SOURCE, table, **INGEST_LIMITS).to_dict()
     assert reads.count == 1
     assert sorted(table.operations) == [("put", ("S1", "B1")), ("put", ("S1", "B2")), ("put", ("S1", "B3"))]
     b1 = table.items[("S1", "B1")]
@@ -195,7 +207,7 @@ def test_basket_split_across_the_file_is_one_purchase_written_once_from_one_read
 def test_split_basket_that_is_invalid_as_a_whole_is_never_written():
     text = HEADER + row("T1", "B1", user="a") + row("T2", "B2") + row("T3", "B1", user="b")
     table = MemoryTable()
-    report = ingest(Reads(text), SOURCE, table).to_dict()
+    report = ingest(Reads(text), SOURCE, table, **INGEST_LIMITS).to_dict()
     assert table.operations == [("put", ("S1", "B2"))]
     assert report["rejected_purchases"] == [
         {"tenant_id": "S1", "compra_id": "B1", "lines": [2, 4], "reason": report["rejected_purchases"][0]["reason"]}
@@ -216,7 +228,7 @@ def test_split_basket_that_is_invalid_as_a_whole_is_never_written():
 def test_conflict_split_across_the_file_is_reported_once():
     text = HEADER + row("T1", "B1") + row("T1", "B1") + row("T9", "B2") + row("T1", "B1", qty="2") + row("T2", "B1")
     table = MemoryTable()
-    report = ingest(Reads(text), SOURCE, table).to_dict()
+    report = ingest(Reads(text), SOURCE, table, **INGEST_LIMITS).to_dict()
     assert [r["line"] for r in report["rejected_rows"]] == [2, 3, 5]
     assert [p["ticket_id"] for p in table.items[("S1", "B1")]["productos"]] == ["T2"]
     assert report["counts"]["rows_rejected"] == 3 and report["counts"]["duplicate_rows"] == 0
@@ -232,7 +244,7 @@ def test_nothing_is_written_before_the_whole_file_is_read():
 
     table = MemoryTable()
     with pytest.raises(ConnectionError):
-        ingest(breaks_off(), SOURCE, table)
+        ingest(breaks_off(), SOURCE, table, **INGEST_LIMITS)
     assert table.operations == []
 
 
@@ -240,8 +252,8 @@ def test_a_newer_purchase_in_the_table_is_counted_as_superseded_not_as_an_error(
     text = HEADER + row("T1", "B1") + row("T2", "B1") + row("T3", "B2")
     table = MemoryTable()
     newer = SourceInfo(bucket="b", key="uploads/f.csv", etag="e2", ingested_at="2026-01-02T00:00:00Z")
-    ingest(Reads(text), newer, table)
-    report = ingest(Reads(text + row("T4", "B3")), SOURCE, table).to_dict()
+    ingest(Reads(text), newer, table, **INGEST_LIMITS)
+    report = ingest(Reads(text + row("T4", "B3")), SOURCE, table, **INGEST_LIMITS).to_dict()
     assert table.items[("S1", "B1")]["source_etag"] == "e2" and table.items[("S1", "B3")]["source_etag"] == "e1"
     assert report["status"] == "loaded"
     counts = report["counts"]
@@ -263,8 +275,15 @@ def shuffled_file(baskets: int, lines: int, seed: int = 7) -> str:
 def test_a_file_over_the_memory_budget_spills_and_gives_the_same_purchases(tmp_path):
     text = shuffled_file(baskets=300, lines=4)
     in_memory, spilled = MemoryTable(), MemoryTable()
-    first = ingest(Reads(text), SOURCE, in_memory).to_dict()
-    builder = ingest(Reads(text), SOURCE, spilled, memory_budget_bytes=50_000, spill_root=str(tmp_path))
+    first = ingest(Reads(text), SOURCE, in_memory, **INGEST_LIMITS).to_dict()
+    builder = ingest(
+        Reads(text),
+        SOURCE,
+        spilled,
+        memory_budget_bytes=50_000,
+        spill_root=str(tmp_path),
+        max_listed=INGEST_LIMITS["max_listed"],
+    )
     assert builder.spilled_partitions == 64
     assert spilled.items == in_memory.items and len(spilled.items) == 300
     assert sorted(spilled.operations) == sorted(in_memory.operations)  # each purchase written once
@@ -280,7 +299,14 @@ def test_a_partition_over_the_budget_is_partitioned_again(tmp_path, monkeypatch)
     monkeypatch.setattr(purchases, "SPILL_PARTITIONS", 2)
     text = shuffled_file(baskets=200, lines=3)
     table = MemoryTable()
-    builder = ingest(Reads(text), SOURCE, table, memory_budget_bytes=20_000, spill_root=str(tmp_path))
+    builder = ingest(
+        Reads(text),
+        SOURCE,
+        table,
+        memory_budget_bytes=20_000,
+        spill_root=str(tmp_path),
+        max_listed=INGEST_LIMITS["max_listed"],
+    )
     assert len(table.items) == 200 and len(table.operations) == 200
     assert builder.rows_loaded == 600
     assert list(tmp_path.iterdir()) == []
@@ -308,14 +334,21 @@ def test_a_full_tmp_rejects_the_file_with_a_clear_reason(tmp_path, monkeypatch):
 
     monkeypatch.setattr(purchases, "_append_blob", full)
     table = MemoryTable()
-    report = ingest(Reads(shuffled_file(100, 2)), SOURCE, table, memory_budget_bytes=1000, spill_root=str(tmp_path))
+    report = ingest(
+        Reads(shuffled_file(100, 2)),
+        SOURCE,
+        table,
+        memory_budget_bytes=1000,
+        spill_root=str(tmp_path),
+        max_listed=INGEST_LIMITS["max_listed"],
+    )
     assert report.status == "rejected" and "ephemeral storage" in report.file_rejection
     assert table.operations == []
 
 
 def test_rejected_file_writes_nothing_and_says_why():
     table = MemoryTable()
-    report = ingest(Reads("ticket_id,product\nT1,x\n"), SOURCE, table).to_dict()
+    report = ingest(Reads("ticket_id,product\nT1,x\n"), SOURCE, table, **INGEST_LIMITS).to_dict()
     assert report["status"] == "rejected"
     assert "lacks required column" in report["file_rejection_reason"]
     assert table.operations == []
@@ -323,16 +356,22 @@ def test_rejected_file_writes_nothing_and_says_why():
 
 def test_truncated_is_true_only_when_something_was_cut():
     text = HEADER + row("T1", "B1", user="a") + row("T2", "B1", user="b") + row("T3", qty="0")
-    exact = ingest(Reads(text), SOURCE, MemoryTable(), max_listed=1).to_dict()
+    exact = ingest(
+        Reads(text), SOURCE, MemoryTable(), max_listed=1, memory_budget_bytes=INGEST_LIMITS["memory_budget_bytes"]
+    ).to_dict()
     assert exact["counts"]["rows_rejected"] == 3 and len(exact["rejected_rows"]) == 1
     assert exact["rejected_rows_truncated"] is False and exact["rejected_purchases_truncated"] is False
-    cut = ingest(Reads(text), SOURCE, MemoryTable(), max_listed=0).to_dict()
+    cut = ingest(
+        Reads(text), SOURCE, MemoryTable(), max_listed=0, memory_budget_bytes=INGEST_LIMITS["memory_budget_bytes"]
+    ).to_dict()
     assert cut["rejected_rows_truncated"] is True and cut["rejected_purchases_truncated"] is True
 
 
 def test_report_lists_a_bounded_number_of_rejections_and_counts_all():
     text = HEADER + "".join(row(f"T{i}", qty="0") for i in range(30)) + row("OK", "B9")
-    report = ingest(Reads(text), SOURCE, MemoryTable(), max_listed=5).to_dict()
+    report = ingest(
+        Reads(text), SOURCE, MemoryTable(), max_listed=5, memory_budget_bytes=INGEST_LIMITS["memory_budget_bytes"]
+    ).to_dict()
     assert report["counts"]["rows_rejected"] == 30
     assert [r["line"] for r in report["rejected_rows"]] == [2, 3, 4, 5, 6]
     assert report["rejected_rows_truncated"] is True
@@ -341,7 +380,7 @@ def test_report_lists_a_bounded_number_of_rejections_and_counts_all():
 
 def test_item_refused_by_the_table_is_reported_as_a_rejected_purchase():
     text = HEADER + row("T1", "B1") + row("T2", "B2")
-    report = ingest(Reads(text), SOURCE, MemoryTable(refuse={("S1", "B2")})).to_dict()
+    report = ingest(Reads(text), SOURCE, MemoryTable(refuse={("S1", "B2")}), **INGEST_LIMITS).to_dict()
     assert report["counts"]["purchases_written"] == 1
     assert report["rejected_purchases"][0]["compra_id"] == "B2"
     assert "DynamoDB refused the item" in report["rejected_purchases"][0]["reason"]
@@ -350,7 +389,7 @@ def test_item_refused_by_the_table_is_reported_as_a_rejected_purchase():
 
 def test_report_never_contains_whole_rows():
     text = HEADER + row("T1", product="SecretProductName", qty="zero", user="customer-4711")
-    report = ingest(Reads(text), SOURCE, MemoryTable()).to_dict()
+    report = ingest(Reads(text), SOURCE, MemoryTable(), **INGEST_LIMITS).to_dict()
     assert "SecretProductName" not in str(report) and "customer-4711" not in str(report)
 
 
@@ -374,7 +413,7 @@ def csv_of(rows) -> str:
 
 def outcome(rows, budget=None):
     table = MemoryTable()
-    options = {} if budget is None else {"memory_budget_bytes": budget}
+    options = {**INGEST_LIMITS, **({} if budget is None else {"memory_budget_bytes": budget})}
     report = ingest(Reads(csv_of(rows), chunk=16), SOURCE, table, **options).to_dict()
     # Rejections identified by the content of the row they name (line numbers move with the order).
     rejected = Counter(rows[r["line"] - 2] for r in report["rejected_rows"])
@@ -402,9 +441,9 @@ def test_any_permutation_of_rows_gives_the_same_result(rows, data):
 @given(rows=st.lists(ROW, min_size=1, max_size=25))
 def test_ingesting_twice_gives_the_same_table(rows):
     table = MemoryTable()
-    first = ingest(Reads(csv_of(rows)), SOURCE, table).to_dict()
+    first = ingest(Reads(csv_of(rows)), SOURCE, table, **INGEST_LIMITS).to_dict()
     after_once = {key: dict(item) for key, item in table.items.items()}
-    second = ingest(Reads(csv_of(rows)), SOURCE, table).to_dict()
+    second = ingest(Reads(csv_of(rows)), SOURCE, table, **INGEST_LIMITS).to_dict()
     assert table.items == after_once
     first.pop("duration_seconds"), second.pop("duration_seconds")
     assert first == second
@@ -537,11 +576,23 @@ def test_worker_processes_write_each_purchase_once_and_count_exactly_like_one_pr
     os.mkdir(spill)
 
     alone = ingest(
-        Reads(text), SOURCE, RecordingSink(alone_dir, refuse=refuse, newer=newer), memory_budget_bytes=budget
+        Reads(text),
+        SOURCE,
+        RecordingSink(alone_dir, refuse=refuse, newer=newer),
+        memory_budget_bytes=budget,
+        max_listed=INGEST_LIMITS["max_listed"],
     )
     plan = WorkerPlan(3, 1, lambda: RecordingSink(workers_dir, refuse=refuse, newer=newer))
     parent_sink = RecordingSink(workers_dir, fail="raise")  # must not be used: the workers write
-    together = ingest(Reads(text), SOURCE, parent_sink, memory_budget_bytes=budget, spill_root=spill, workers=plan)
+    together = ingest(
+        Reads(text),
+        SOURCE,
+        parent_sink,
+        memory_budget_bytes=budget,
+        spill_root=spill,
+        workers=plan,
+        max_listed=INGEST_LIMITS["max_listed"],
+    )
 
     assert together.worker_processes == 3 and alone.worker_processes == 1
     assert bool(together.spilled_partitions) == (budget == 60_000)
@@ -567,7 +618,7 @@ def test_a_worker_whose_writes_fail_fails_the_file_with_that_error(tmp_path):
     spill = tmp_path / "spill"
     spill.mkdir()
     with pytest.raises(Throttled, match="still throttled") as raised:
-        ingest(Reads(shuffled_file(50, 2)), SOURCE, MemoryTable(), spill_root=str(spill), workers=plan)
+        ingest(Reads(shuffled_file(50, 2)), SOURCE, MemoryTable(), spill_root=str(spill), workers=plan, **INGEST_LIMITS)
     assert any("worker process" in note for note in raised.value.__notes__)
     assert list(spill.iterdir()) == []
 
@@ -578,7 +629,9 @@ def test_a_worker_that_dies_fails_the_file(tmp_path):
 
     plan = WorkerPlan(2, 1, lambda: RecordingSink(tmp_path, fail="die"))
     with pytest.raises(WorkerFailed, match=r"ended without a result \(exit code 9\)"):
-        ingest(Reads(shuffled_file(50, 2)), SOURCE, MemoryTable(), spill_root=str(tmp_path), workers=plan)
+        ingest(
+            Reads(shuffled_file(50, 2)), SOURCE, MemoryTable(), spill_root=str(tmp_path), workers=plan, **INGEST_LIMITS
+        )
 
 
 def test_a_small_file_is_written_by_the_calling_process(tmp_path):
@@ -589,6 +642,6 @@ def test_a_small_file_is_written_by_the_calling_process(tmp_path):
 
     table = MemoryTable()
     plan = WorkerPlan(4, 60, no_worker_sink)  # 100 valid rows: one process (60 rows per process at least)
-    report = ingest(Reads(shuffled_file(50, 2)), SOURCE, table, spill_root=str(tmp_path), workers=plan)
+    report = ingest(Reads(shuffled_file(50, 2)), SOURCE, table, spill_root=str(tmp_path), workers=plan, **INGEST_LIMITS)
     assert report.worker_processes == 1 and len(table.items) == 50
     assert [WorkerPlan(4, 60, no_worker_sink).count(rows) for rows in (0, 119, 120, 240, 10_000)] == [1, 1, 2, 4, 4]

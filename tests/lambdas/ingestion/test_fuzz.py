@@ -20,6 +20,7 @@ from lambdas.domain.purchases import SourceInfo, WriteOutcome, ingest
 from local.pipeline import build_function
 from local.sqs_poller import SqsPoller
 from local.stack import INGESTION
+from tests.factories import INGEST_LIMITS
 
 HEADER = "ticket_id,product,basket_id,timestamp,category,quantity,store,unit_price,user_id,product_code,currency"
 GOOD_ROW = "T1,Pan,B1,2024-03-01 10:00:00,bakery,1,S1,1.50,u1,P1,EUR"
@@ -98,7 +99,9 @@ def test_ingest_never_raises_for_garbage_and_accounts_for_every_row(tmp_path_fac
     if len(data) > 20_000:
         chunk = max(chunk, 4096)  # byte-by-byte only for small files (the chunk logic is the same)
     table = MemoryTable()
-    report = ingest((data[i : i + chunk] for i in range(0, len(data), chunk)), SOURCE, table, spill_root=str(tmp))
+    report = ingest(
+        (data[i : i + chunk] for i in range(0, len(data), chunk)), SOURCE, table, spill_root=str(tmp), **INGEST_LIMITS
+    )
     document = report.to_dict()
     json.dumps(document)  # the report itself is always writable
     counts = document["counts"]

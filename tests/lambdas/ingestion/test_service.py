@@ -18,6 +18,7 @@ from lambdas.shared.settings import IngestionSettings, MissingSettingError
 from local.pipeline import build_function, function_settings
 from local.sqs_poller import SqsPoller
 from local.stack import INGESTION
+from tests.factories import write_policy
 
 pytestmark = pytest.mark.integration
 
@@ -144,7 +145,7 @@ def test_retriable_failure_propagates_from_the_service(env):
         faults.inject(ddb, "TransactWriteItems", conflict, times=None),
         pytest.raises(WriteRetriesExhausted, match="after 3 attempts"),
     ):
-        ingestion_of(env, WritePolicy(max_attempts=3, backoff_base_seconds=0)).ingest_object(
+        ingestion_of(env, write_policy(max_attempts=3, backoff_base_seconds=0)).ingest_object(
             env.names.bucket, "uploads/a.csv"
         )
 
@@ -230,7 +231,7 @@ def test_a_worker_process_failing_fails_the_file_retriably_and_writes_no_report(
     settings = dataclasses.replace(
         function_settings(env, INGESTION), table_name="no-such-table", rows_per_worker_process=1
     )
-    policy = WritePolicy(max_attempts=1)
+    policy = write_policy(max_attempts=1)
     plan = service.worker_plan(dataclasses.replace(settings, max_worker_processes=2), env.aws, policy, cpus=2)
     upload(env, "uploads/lost.csv", many_baskets(50))
     with pytest.raises(ClientError, match="ResourceNotFoundException") as raised:
