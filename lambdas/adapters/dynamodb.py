@@ -80,6 +80,34 @@ RETRIABLE_REASONS = frozenset(
 )
 
 
+_escape = json.encoder.encode_basestring_ascii  # json.dumps' own string encoder (C; ensure_ascii=True)
+_SERIALIZER = TypeSerializer()
+
+
+def item_json(item: dict[str, Any]) -> str:
+    """``json.dumps({name: TypeSerializer().serialize(value) for name, value in item.items()})``, byte for byte,
+    written straight as text for the types purchase items use (str, int, Decimal, None, list, dict of str keys)
+    with json's own C string escaper; any other value goes through TypeSerializer and json.dumps. Building the
+    typed dicts and walking them again with the encoder cost twice as much (profiled: ~20 % of the ingestion's
+    CPU before)."""
+    return "{" + ", ".join([_escape(name) + ": " + _value_json(value) for name, value in item.items()]) + "}"
+
+
+def _value_json(value: Any) -> str:
+    kind = type(value)
+    if kind is str:
+        return '{"S": ' + _escape(value) + "}"
+    if kind is int or (kind is Decimal and value.is_finite()):
+        return '{"N": "' + str(value) + '"}'
+    if value is None:
+        return '{"NULL": true}'
+    if kind is list:
+        return '{"L": [' + ", ".join([_value_json(v) for v in value]) + "]}"
+    if kind is dict and all(type(k) is str for k in value):
+        return '{"M": {' + ", ".join([_escape(k) + ": " + _value_json(v) for k, v in value.items()]) + "}}"
+    return json.dumps(_SERIALIZER.serialize(value))
+
+
 @dataclass
 class _Action:
     text: str  # the Put action's wire JSON
@@ -109,7 +137,6 @@ class ConditionalWriter:
         self.policy = policy
         self._sleep = sleep
         self._rand = rand
-        self._serializer = TypeSerializer()
         self._table_json = json.dumps(table_name)
         self._buffer: list[_Action] = []
         self._buffer_bytes = 0
@@ -126,11 +153,10 @@ class ConditionalWriter:
     # -- PurchaseSink ---------------------------------------------------------------------------------
 
     def put(self, item: dict[str, Any]) -> None:
-        attributes = {name: self._attribute_value(value) for name, value in item.items()}
         order = item["source_order"]
         # Key order = what the action dict below would give; json.dumps(ensure_ascii) = botocore's body.
         text = (
-            f'{{"Put": {{"TableName": {self._table_json}, "Item": {json.dumps(attributes)}, '
+            f'{{"Put": {{"TableName": {self._table_json}, "Item": {item_json(item)}, '
             f'"ConditionExpression": "{CONDITION}", '
             f'"ExpressionAttributeValues": {{":order": {{"S": {json.dumps(order)}}}}}}}}}'
         )
@@ -154,24 +180,6 @@ class ConditionalWriter:
                 "ExpressionAttributeValues": {":order": {"S": item["source_order"]}},
             }
         }
-
-    def _attribute_value(self, value: Any) -> dict[str, Any]:
-        """TypeSerializer's result, with a fast path for the types purchase items use (str, int, Decimal,
-        None, list, dict): TypeSerializer's generic type probing was half of the ingestion CPU time."""
-        kind = type(value)
-        if kind is str:
-            return {"S": value}
-        if kind is int:
-            return {"N": str(value)}
-        if kind is Decimal and value.is_finite():
-            return {"N": str(value)}
-        if value is None:
-            return {"NULL": True}
-        if kind is list:
-            return {"L": [self._attribute_value(v) for v in value]}
-        if kind is dict:
-            return {"M": {k: self._attribute_value(v) for k, v in value.items()}}
-        return self._serializer.serialize(value)
 
     def flush(self) -> WriteOutcome:
         if self._buffer:
