@@ -49,7 +49,7 @@ _CONFIG = Config(
 # serialising it; for the stream export's small PutObject calls it is a smaller but per-request cost.
 # Nothing is left unchecked: what these clients send is built and validated by our own code first --
 # purchase items by lambdas.domain.purchases (every field checked, typed AttributeValues built by
-# lambdas.adapters.dynamodb._attribute_value with TypeSerializer as the fallback, at most 25 requests
+# lambdas.adapters.dynamodb.item_json with TypeSerializer as the fallback, at most 100 actions
 # per call), object keys by lambdas.domain.keys.object_key (non-empty, encoded) with bytes bodies -- and
 # the services validate every request again (a ValidationException is handled per item). Everything
 # else (reads, reports, Glue, Athena) keeps the validating shared client.
