@@ -477,12 +477,10 @@ class SpillGrouper:
         processes each take one share (:func:`ingest`)."""
         if not self.spilled:
             groups, self.groups_in_memory = self.groups_in_memory, {}
+            keys = list(groups)
             if of > 1:
-                mine = [key for key in groups if _partition(key, 0, SPILL_PARTITIONS) % of == share]
-                groups = {key: groups[key] for key in mine}
-            while groups:
-                key = next(iter(groups))
-                yield key, groups.pop(key)
+                keys = [key for key in keys if _partition(key, 0, SPILL_PARTITIONS) % of == share]
+            yield from _released(groups, keys)
             return
         paths = [(self._path(0, p), self._costs[p]) for p in range(SPILL_PARTITIONS) if p % of == share]
         yield from self._read_partitions(paths, depth=0)
@@ -531,9 +529,7 @@ class SpillGrouper:
                 line = TicketLine(*row)
                 groups[line.key].append(line)
             os.remove(path)
-            while groups:
-                key = next(iter(groups))
-                yield key, groups.pop(key)
+            yield from _released(groups, list(groups))
 
     def _repartition(self, path: str, depth: int) -> list[tuple[str, int]]:
         """Split one partition over budget into SPILL_PARTITIONS files by a hash with another seed."""
@@ -552,6 +548,14 @@ class SpillGrouper:
                     _append_blob(targets[p], part)
         os.remove(path)
         return list(zip(targets, costs, strict=True))
+
+
+def _released(groups: dict[Key, list[TicketLine]], keys: list[Key]) -> Iterator[tuple[Key, list[TicketLine]]]:
+    """``(key, lines)`` for ``keys`` in order, each dropped from ``groups`` as it is handed out (memory is released
+    as purchases are built). Not ``groups.pop(next(iter(groups)))``: a dict iterates over the slots of the keys
+    already popped, so that loop was quadratic (measured: 0.14 s for 31k groups, 35 s for 300k)."""
+    for key in keys:
+        yield key, groups.pop(key)
 
 
 _LENGTH = struct.Struct("<I")
