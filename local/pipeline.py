@@ -26,7 +26,6 @@ import dataclasses
 import importlib
 import json
 import logging
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,17 +126,13 @@ class LocalPipeline:
         self.aws = stack.aws
         ingestion_settings = function_settings(stack, INGESTION)
         stream_settings = function_settings(stack, STREAM)
+        self.service_name = ingestion_settings.observability.service_name  # the functions' Powertools logger
         self.prefixes = {
             "uploads": ingestion_settings.uploads_prefix,
             "ingestReports": ingestion_settings.ingest_reports_prefix,
             "compras": stream_settings.compras_prefix,
         }
         self.progress = progress or (lambda _message: None)
-        # Powertools reads its own configuration (service, namespace, log level) from the environment when the
-        # handler modules create their Logger and Metrics: the deployed values, unless the process has its own.
-        for name, value in stack.lambda_environment(INGESTION).items():
-            if name.startswith("POWERTOOLS_"):
-                os.environ.setdefault(name, value)
         self.sqs_poller = SqsPoller(
             stack.event_source(INGESTION),
             build_function(stack, INGESTION),
@@ -175,11 +170,7 @@ class LocalPipeline:
             yield
             return
         # Powertools Logger writes through a StreamHandler on the service's logger; Metrics prints EMF.
-        handlers = [
-            h
-            for h in logging.getLogger(os.environ.get("POWERTOOLS_SERVICE_NAME", "compras")).handlers
-            if isinstance(h, logging.StreamHandler)
-        ]
+        handlers = [h for h in logging.getLogger(self.service_name).handlers if isinstance(h, logging.StreamHandler)]
         previous = [h.setStream(self.lambda_log) for h in handlers]
         try:
             with contextlib.redirect_stdout(self.lambda_log):

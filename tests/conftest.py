@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 import pytest
@@ -47,12 +46,3 @@ def fresh_lambda_containers(monkeypatch):
         module = sys.modules.get(name)
         if module is not None:
             monkeypatch.setattr(module, "_handler", None)
-
-
-def pytest_configure(config):
-    # Before any handler module is imported: Powertools reads these when a Logger/Metrics is created.
-    import pipeline_config
-
-    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", pipeline_config.raw_config()["service"])
-    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", pipeline_config.observability()["metricsNamespace"])
-    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")

@@ -33,8 +33,6 @@ from lambdas.shared.settings import CompactionFunctionSettings
 FUNCTION = "compactarCompras"
 # Time kept back from the Lambda's remaining time to save the state and log.
 MARGIN_SECONDS = 15.0
-logger = logger_for(FUNCTION)
-metrics = metrics_for(FUNCTION)
 
 
 def build_handler(settings: CompactionFunctionSettings, aws: AwsClients) -> Callable[[Any, Any], dict[str, Any]]:
@@ -44,6 +42,8 @@ def build_handler(settings: CompactionFunctionSettings, aws: AwsClients) -> Call
         location=f"s3://{settings.bucket_name}/{settings.iceberg_prefix}{settings.iceberg_table}/",
         source_table=settings.glue_table,
     )
+    logger = logger_for(settings.observability)
+    metrics = metrics_for(FUNCTION, settings.observability)
     store = S3StateStore(aws, settings.bucket_name, settings.compaction_prefix)
 
     @metrics.log_metrics

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote_plus
 
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes import S3Event
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -27,8 +28,6 @@ from lambdas.shared.observability import logger_for, metrics_for
 from lambdas.shared.settings import IngestionSettings
 
 FUNCTION = "ingestarTickets"
-logger = logger_for(FUNCTION)
-metrics = metrics_for(FUNCTION)
 LOGGED_REJECTIONS = 20  # per file, in one log line; the report object lists up to MAX_REPORTED_REJECTIONS
 
 
@@ -36,7 +35,7 @@ class NotAnS3Notification(ValueError):
     """The message is neither an S3 event notification nor an s3:TestEvent (it ends in the DLQ)."""
 
 
-def record_handler(record: SQSRecord, ingestion: service.Ingestion) -> None:
+def record_handler(record: SQSRecord, ingestion: service.Ingestion, logger: Logger, metrics: EphemeralMetrics) -> None:
     try:
         body = record.json_body
     except ValueError as exc:
@@ -49,10 +48,12 @@ def record_handler(record: SQSRecord, ingestion: service.Ingestion) -> None:
     if not isinstance(body.get("Records"), list):
         raise NotAnS3Notification(f"message {record.message_id}: no 'Records' list (not an S3 event notification)")
     for s3_record in S3Event(body).records:
-        _handle_s3_record(s3_record, ingestion, record.message_id)
+        _handle_s3_record(s3_record, ingestion, record.message_id, logger, metrics)
 
 
-def _handle_s3_record(s3_record: Any, ingestion: service.Ingestion, message_id: str) -> None:
+def _handle_s3_record(
+    s3_record: Any, ingestion: service.Ingestion, message_id: str, logger: Logger, metrics: EphemeralMetrics
+) -> None:
     settings = ingestion.settings
     bucket = s3_record.s3.bucket.name
     key = unquote_plus(s3_record.s3.get_object.key)
@@ -94,10 +95,10 @@ def _handle_s3_record(s3_record: Any, ingestion: service.Ingestion, message_id: 
         "file ingested",
         extra={**where, "report": outcome.report_uri, "status": report["status"], "counts": counts},
     )
-    _log_rejections(report, where, outcome.report_uri)
+    _log_rejections(report, where, outcome.report_uri, logger)
 
 
-def _log_rejections(report: dict[str, Any], where: dict[str, Any], report_uri: str) -> None:
+def _log_rejections(report: dict[str, Any], where: dict[str, Any], report_uri: str, logger: Logger) -> None:
     """One WARNING line with the first rejections (line + reason, never the row itself); the rest are in
     the report object."""
     rows, purchases = report["rejected_rows"], report["rejected_purchases"]
@@ -122,10 +123,12 @@ def _log_rejections(report: dict[str, Any], where: dict[str, Any], report_uri: s
 def build_handler(settings: IngestionSettings, aws: AwsClients) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     """The ingestion function of one composition (lambdas.ingestion.service.build_ingestion)."""
     ingestion = service.build_ingestion(settings, aws)
+    logger = logger_for(settings.observability)
+    metrics = metrics_for(FUNCTION, settings.observability)
     processor = BatchProcessor(event_type=EventType.SQS)
 
     def handle_record(record: SQSRecord) -> None:
-        record_handler(record, ingestion)
+        record_handler(record, ingestion, logger, metrics)
 
     @logger.inject_lambda_context
     @metrics.log_metrics

@@ -31,7 +31,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from lambdas.adapters.athena import AthenaQueryError, AthenaQueryTimeout, AthenaRunner
@@ -46,8 +47,6 @@ FUNCTION = "generarReporteCompras"
 SAVE_MARGIN_SECONDS = 10.0
 # How long a poller of a pending report is told to wait before asking again (Retry-After).
 POLL_AFTER_SECONDS = 5
-logger = logger_for(FUNCTION)
-metrics = metrics_for(FUNCTION)
 
 
 def _is_http(event: Any) -> bool:
@@ -67,6 +66,9 @@ def _answer(status: int, payload: dict[str, Any], http: bool, headers: dict[str,
 def build_handler(settings: ReportSettings, aws: AwsClients) -> Callable[[Any, Any], dict[str, Any]]:
     """The report function of one composition (lambdas.report.service.build_reports)."""
     reports = service.build_reports(settings, aws)
+    logger = logger_for(settings.observability)
+    metrics = metrics_for(FUNCTION, settings.observability)
+    out = (logger, metrics)
 
     @metrics.log_metrics
     @logger.inject_lambda_context(clear_state=True)
@@ -75,11 +77,11 @@ def build_handler(settings: ReportSettings, aws: AwsClients) -> Callable[[Any, A
             http_event = APIGatewayProxyEventV2(event)
             path = http_event.path_parameters or {}
             if "report_id" in path:
-                return _http_status(path, reports)
-            return _http_start(http_event, path, reports, context)
+                return _http_status(path, reports, *out)
+            return _http_start(http_event, path, reports, context, *out)
         if isinstance(event, dict) and "report_job" in event:
-            return _run_job(event, reports, context)
-        return _direct(event, reports, context)
+            return _run_job(event, reports, context, *out)
+        return _direct(event, reports, context, *out)
 
     return handle
 
@@ -95,7 +97,9 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     return _handler(event, context)
 
 
-def _rejected(error: report.ReportParameterError, http: bool) -> dict[str, Any]:
+def _rejected(
+    error: report.ReportParameterError, http: bool, logger: Logger, metrics: EphemeralMetrics
+) -> dict[str, Any]:
     logger.warning("Report parameters rejected", extra={"problems": error.problems, "http": http})
     metrics.add_metric(name="ReportsRejected", unit=MetricUnit.Count, value=1)
     return _answer(400, {"message": str(error), "problems": error.problems}, http)
@@ -106,7 +110,9 @@ def _runner(reports: service.Reports, context: Any, started: float) -> AthenaRun
     return reports.runner(deadline=started + remaining - SAVE_MARGIN_SECONDS)
 
 
-def _generated(runner: AthenaRunner, saved: service.SavedReport, started: float) -> None:
+def _generated(
+    runner: AthenaRunner, saved: service.SavedReport, started: float, logger: Logger, metrics: EphemeralMetrics
+) -> None:
     scanned = sum(result.data_scanned_bytes for result in runner.executions)
     metrics.add_metric(name="ReportsGenerated", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="ReportQueries", unit=MetricUnit.Count, value=len(runner.executions))
@@ -124,13 +130,15 @@ def _generated(runner: AthenaRunner, saved: service.SavedReport, started: float)
     )
 
 
-def _direct(event: Any, reports: service.Reports, context: Any) -> dict[str, Any]:
+def _direct(
+    event: Any, reports: service.Reports, context: Any, logger: Logger, metrics: EphemeralMetrics
+) -> dict[str, Any]:
     """Direct invoke: compute the report now and return it (synchronous)."""
     started = time.monotonic()
     try:
         request = report.parse_request(event, max_range_days=reports.settings.max_range_days)
     except report.ReportParameterError as error:
-        return _rejected(error, http=False)
+        return _rejected(error, False, logger, metrics)
     logger.append_keys(tenant_id=request.tenant_id, date_from=str(request.date_from), date_to=str(request.date_to))
     runner = _runner(reports, context, started)
     generated_at = datetime.now(UTC)
@@ -142,7 +150,7 @@ def _direct(event: Any, reports: service.Reports, context: Any) -> dict[str, Any
         logger.exception("Report query failed")
         metrics.add_metric(name="ReportsFailed", unit=MetricUnit.Count, value=1)
         raise
-    _generated(runner, saved, started)
+    _generated(runner, saved, started, logger, metrics)
     return _answer(200, {"report_id": saved.report_id, "location": saved.location, "report": saved.document}, False)
 
 
@@ -150,14 +158,21 @@ def _status_path(tenant_id: str, report_id: str) -> str:
     return f"/reports/{quote(tenant_id, safe='')}/{report_id}"
 
 
-def _http_start(http_event: APIGatewayProxyEventV2, path: dict[str, str], reports: service.Reports, context):
+def _http_start(
+    http_event: APIGatewayProxyEventV2,
+    path: dict[str, str],
+    reports: service.Reports,
+    context: Any,
+    logger: Logger,
+    metrics: EphemeralMetrics,
+) -> dict[str, Any]:
     """GET /reports/{tenant_id}?from=&to=: record the job, start it asynchronously, answer 202."""
     try:
         request = report.parse_http_request(
             path.get("tenant_id"), http_event.query_string_parameters, max_range_days=reports.settings.max_range_days
         )
     except report.ReportParameterError as error:
-        return _rejected(error, http=True)
+        return _rejected(error, True, logger, metrics)
     logger.append_keys(tenant_id=request.tenant_id, date_from=str(request.date_from), date_to=str(request.date_to))
     try:
         pending = reports.start_job(request, function=context.invoked_function_arn, requested_at=datetime.now(UTC))
@@ -179,7 +194,9 @@ def _http_start(http_event: APIGatewayProxyEventV2, path: dict[str, str], report
     return _answer(202, payload, True, {"location": location, "retry-after": str(POLL_AFTER_SECONDS)})
 
 
-def _http_status(path: dict[str, str], reports: service.Reports) -> dict[str, Any]:
+def _http_status(
+    path: dict[str, str], reports: service.Reports, logger: Logger, metrics: EphemeralMetrics
+) -> dict[str, Any]:
     """GET /reports/{tenant_id}/{report_id}: pending, done (presigned URL) or failed (reason); 404 if unknown."""
     tenant_id = path.get("tenant_id")
     problems: list[str] = []
@@ -190,7 +207,7 @@ def _http_status(path: dict[str, str], reports: service.Reports) -> dict[str, An
     except report.ReportParameterError as error:
         problems.extend(error.problems)
     if problems:
-        return _rejected(report.ReportParameterError(problems), http=True)
+        return _rejected(report.ReportParameterError(problems), True, logger, metrics)
     status = reports.job_status(tenant_id, report_id, now=datetime.now(UTC))
     metrics.add_metric(name="ReportPolls", unit=MetricUnit.Count, value=1)
     if status is None:
@@ -199,14 +216,16 @@ def _http_status(path: dict[str, str], reports: service.Reports) -> dict[str, An
     return _answer(200, status, True, headers)
 
 
-def _run_job(event: dict[str, Any], reports: service.Reports, context: Any) -> dict[str, Any]:
+def _run_job(
+    event: dict[str, Any], reports: service.Reports, context: Any, logger: Logger, metrics: EphemeralMetrics
+) -> dict[str, Any]:
     """The asynchronous invocation of a job started over HTTP: compute it, record done / failed."""
     started = time.monotonic()
     try:
         request, report_id = report.parse_job(event, max_range_days=reports.settings.max_range_days)
     except report.ReportParameterError as error:
         # Only this function makes job events: a malformed one has no status to record.
-        return _rejected(error, http=False)
+        return _rejected(error, False, logger, metrics)
     logger.append_keys(tenant_id=request.tenant_id, report_id=report_id)
     runner = _runner(reports, context, started)
     status, saved, error = reports.run_job(request, report_id, runner)
@@ -214,5 +233,5 @@ def _run_job(event: dict[str, Any], reports: service.Reports, context: Any) -> d
         logger.error("Report job failed", exc_info=error, extra={"reason": status["reason"]})
         metrics.add_metric(name="ReportsFailed", unit=MetricUnit.Count, value=1)
         return {"statusCode": 500, **status}
-    _generated(runner, saved, started)
+    _generated(runner, saved, started, logger, metrics)
     return {"statusCode": 200, **status}

@@ -54,6 +54,25 @@ class _Env:
 
 
 @dataclass(frozen=True)
+class Observability:
+    """Powertools' configuration of a function (lambdas.shared.observability): POWERTOOLS_SERVICE_NAME,
+    POWERTOOLS_METRICS_NAMESPACE, POWERTOOLS_LOG_LEVEL of its environment (config/pipeline.yml observability)."""
+
+    service_name: str
+    metrics_namespace: str
+    log_level: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Observability:
+        env = _Env(environ)
+        return cls(
+            service_name=env.text("POWERTOOLS_SERVICE_NAME"),
+            metrics_namespace=env.text("POWERTOOLS_METRICS_NAMESPACE"),
+            log_level=env.text("POWERTOOLS_LOG_LEVEL"),
+        )
+
+
+@dataclass(frozen=True)
 class IngestionSettings:
     """ingestarTickets."""
 
@@ -67,6 +86,7 @@ class IngestionSettings:
     backoff_cap_seconds: float
     max_reported_rejections: int
     grouping_memory_mb: int
+    observability: Observability
     # Worker processes that build and write a file's purchases (lambdas.shared.processes.worker_count): at most
     # max_worker_processes, one per vCPU of memory_mb (AWS_LAMBDA_FUNCTION_MEMORY_SIZE, set by Lambda from the
     # function's memorySize; None outside Lambda), at least rows_per_worker_process valid rows each.
@@ -88,6 +108,7 @@ class IngestionSettings:
             backoff_cap_seconds=env.number("BACKOFF_CAP_SECONDS", 0.0),
             max_reported_rejections=env.integer("MAX_REPORTED_REJECTIONS", 0),
             grouping_memory_mb=env.integer("GROUPING_MEMORY_MB", 1),
+            observability=Observability.from_env(environ),
             max_worker_processes=env.integer("MAX_WORKER_PROCESSES", 1),
             rows_per_worker_process=env.integer("ROWS_PER_WORKER_PROCESS", 1),
             memory_mb=env.integer("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 128)
@@ -107,6 +128,7 @@ class StreamSettings:
     compras_prefix: str
     default_currency: str
     put_concurrency: int
+    observability: Observability
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> StreamSettings:
@@ -119,6 +141,7 @@ class StreamSettings:
             compras_prefix=env.text("COMPRAS_PREFIX"),
             default_currency=env.text("DEFAULT_CURRENCY"),
             put_concurrency=env.integer("PUT_CONCURRENCY", 1),
+            observability=Observability.from_env(environ),
         )
 
 
@@ -134,6 +157,7 @@ class ReportSettings:
     timeout_seconds: int
     job_max_event_age_seconds: int
     presigned_url_seconds: int
+    observability: Observability
 
     @property
     def job_expiry_seconds(self) -> int:
@@ -153,6 +177,7 @@ class ReportSettings:
             timeout_seconds=env.integer("REPORT_TIMEOUT_SECONDS", 1),
             job_max_event_age_seconds=env.integer("REPORT_JOB_MAX_EVENT_AGE_SECONDS", 1),
             presigned_url_seconds=env.integer("REPORT_PRESIGNED_URL_SECONDS", 1),
+            observability=Observability.from_env(environ),
         )
 
 
@@ -168,6 +193,7 @@ class CompactionFunctionSettings:
     iceberg_prefix: str
     compaction_prefix: str
     cadences: CompactionSettings
+    observability: Observability
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> CompactionFunctionSettings:
@@ -185,4 +211,5 @@ class CompactionFunctionSettings:
             iceberg_prefix=env.text("ICEBERG_PREFIX"),
             compaction_prefix=env.text("COMPACTION_PREFIX"),
             cadences=cadences,
+            observability=Observability.from_env(environ),
         )

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
@@ -25,11 +26,9 @@ from lambdas.shared.settings import StreamSettings
 from lambdas.stream.export import StreamExporter
 
 FUNCTION = "actualizarComprasStream"
-logger = logger_for(FUNCTION)
-metrics = metrics_for(FUNCTION)
 
 
-def build_exporter(settings: StreamSettings, aws: AwsClients, processed_by: str) -> StreamExporter:
+def build_exporter(settings: StreamSettings, aws: AwsClients, processed_by: str, logger: Logger) -> StreamExporter:
     """The stream function's composition root: documents (domain) -> S3 puts and Glue partitions (adapters).
     The exporter lives as long as its container (its PartitionRegistry keeps the table's descriptor)."""
     return StreamExporter(
@@ -50,6 +49,8 @@ def build_exporter(settings: StreamSettings, aws: AwsClients, processed_by: str)
 def build_handler(settings: StreamSettings, aws: AwsClients) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     """The stream function of one composition. Its exporter is built on the first event: documents record the
     function's name (from the Lambda context) as processed_by, and a container only ever runs one function."""
+    logger = logger_for(settings.observability)
+    metrics = metrics_for(FUNCTION, settings.observability)
     processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
     built: list[StreamExporter] = []  # the one exporter, built on the first event
 
@@ -58,7 +59,7 @@ def build_handler(settings: StreamSettings, aws: AwsClients) -> Callable[[dict[s
     def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
         started = time.perf_counter()
         if not built:
-            built.append(build_exporter(settings, aws, getattr(context, "function_name", None) or FUNCTION))
+            built.append(build_exporter(settings, aws, getattr(context, "function_name", None) or FUNCTION, logger))
         exporter = built[0]
         records = event.get("Records") or []
         outcome = exporter.export(records, getattr(context, "get_remaining_time_in_millis", None))

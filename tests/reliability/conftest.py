@@ -42,12 +42,14 @@ class JsonLogs:
 
 
 @pytest.fixture
-def ingestion_logs():
+def ingestion_logs(stack):
     """Everything the ingestion function logs during the test, formatted by its own Powertools formatter
-    exactly as it reaches CloudWatch Logs."""
-    from lambdas.ingestion import handler as ingestion_handler
+    exactly as it reaches CloudWatch Logs (a Logger of the same service shares its handler and formatter)."""
+    from lambdas.shared.observability import logger_for
+    from local.pipeline import function_settings
+    from local.stack import INGESTION
 
-    logger = ingestion_handler.logger
+    logger = logger_for(function_settings(stack, INGESTION).observability)
     stream = io.StringIO()
     capture = logging.StreamHandler(stream)
     capture.setFormatter(logger.registered_formatter)
