@@ -35,7 +35,6 @@ from typing import Any, Protocol
 from lambdas.domain import limits
 from lambdas.domain.items import Producto, PurchaseItem
 from lambdas.domain.tickets import FileRejected, RowRejection, TicketLine, parse_tickets
-from lambdas.shared import processes
 
 MAX_ITEM_BYTES = limits.DYNAMODB_MAX_ITEM_BYTES
 
@@ -673,7 +672,7 @@ def ingest(
                     close()
             return part
 
-        for part in processes.run_in_processes(count, write_share):
+        for part in workers.run(count, write_share):
             report.merge(part)
         report.worker_processes = count
         return report
@@ -689,12 +688,15 @@ class WorkerPlan:
     ``processes``: at most this many (lambdas.shared.processes.worker_count: the function's vCPUs);
     ``rows_per_process``: at least this many valid rows per process, so that a small file (where forking
     would cost more than it saves) stays in the calling process; ``make_sink``: called once in each worker
-    process, returns that worker's sink (its own clients: a client never crosses processes).
+    process, returns that worker's sink (its own clients: a client never crosses processes); ``run``: runs
+    ``work(i)`` for ``i`` in ``range(count)`` each in its own process and returns the results in order, raising
+    when one fails (lambdas.shared.processes.run_in_processes — injected, so the domain starts no process).
     """
 
     processes: int
     rows_per_process: int
     make_sink: Callable[[], PurchaseSink]
+    run: Callable[[int, Callable[[int], ReportBuilder]], list[ReportBuilder]]
 
     def count(self, valid_rows: int) -> int:
         """The worker processes for a file of ``valid_rows`` valid rows (1: write in the calling process)."""

@@ -101,7 +101,10 @@ def worker_plan(
     # long before its share of in-flight requests is the limit).
     shared = dataclasses.replace(policy, concurrency=math.ceil(policy.concurrency / count))
     return purchases.WorkerPlan(
-        count, settings.rows_per_worker_process, _WorkerWriter(aws, settings.table_name, shared)
+        count,
+        settings.rows_per_worker_process,
+        _WorkerWriter(aws, settings.table_name, shared),
+        processes.run_in_processes,
     )
 
 

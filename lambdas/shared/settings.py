@@ -90,9 +90,9 @@ class IngestionSettings:
     # Worker processes that build and write a file's purchases (lambdas.shared.processes.worker_count): at most
     # max_worker_processes, one per vCPU of memory_mb (AWS_LAMBDA_FUNCTION_MEMORY_SIZE, set by Lambda from the
     # function's memorySize; None outside Lambda), at least rows_per_worker_process valid rows each.
-    max_worker_processes: int = 1
-    rows_per_worker_process: int = 1
-    memory_mb: int | None = None
+    max_worker_processes: int
+    rows_per_worker_process: int
+    memory_mb: int | None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> IngestionSettings:

@@ -20,6 +20,7 @@ from lambdas.domain.purchases import (
     item_size,
 )
 from lambdas.domain.tickets import TicketLine
+from lambdas.shared.processes import run_in_processes
 from tests.factories import INGEST_LIMITS
 
 SOURCE = SourceInfo(bucket="b", key="uploads/f.csv", etag="e1", ingested_at="2026-01-01T00:00:00Z")
@@ -582,7 +583,7 @@ def test_worker_processes_write_each_purchase_once_and_count_exactly_like_one_pr
         memory_budget_bytes=budget,
         max_listed=INGEST_LIMITS["max_listed"],
     )
-    plan = WorkerPlan(3, 1, lambda: RecordingSink(workers_dir, refuse=refuse, newer=newer))
+    plan = WorkerPlan(3, 1, lambda: RecordingSink(workers_dir, refuse=refuse, newer=newer), run_in_processes)
     parent_sink = RecordingSink(workers_dir, fail="raise")  # must not be used: the workers write
     together = ingest(
         Reads(text),
@@ -614,7 +615,7 @@ def test_worker_processes_write_each_purchase_once_and_count_exactly_like_one_pr
 def test_a_worker_whose_writes_fail_fails_the_file_with_that_error(tmp_path):
     from lambdas.domain.purchases import WorkerPlan
 
-    plan = WorkerPlan(2, 1, lambda: RecordingSink(tmp_path, fail="raise"))
+    plan = WorkerPlan(2, 1, lambda: RecordingSink(tmp_path, fail="raise"), run_in_processes)
     spill = tmp_path / "spill"
     spill.mkdir()
     with pytest.raises(Throttled, match="still throttled") as raised:
@@ -627,7 +628,7 @@ def test_a_worker_that_dies_fails_the_file(tmp_path):
     from lambdas.domain.purchases import WorkerPlan
     from lambdas.shared.processes import WorkerFailed
 
-    plan = WorkerPlan(2, 1, lambda: RecordingSink(tmp_path, fail="die"))
+    plan = WorkerPlan(2, 1, lambda: RecordingSink(tmp_path, fail="die"), run_in_processes)
     with pytest.raises(WorkerFailed, match=r"ended without a result \(exit code 9\)"):
         ingest(
             Reads(shuffled_file(50, 2)), SOURCE, MemoryTable(), spill_root=str(tmp_path), workers=plan, **INGEST_LIMITS
@@ -641,7 +642,8 @@ def test_a_small_file_is_written_by_the_calling_process(tmp_path):
         raise AssertionError("no worker process should start for 100 rows")
 
     table = MemoryTable()
-    plan = WorkerPlan(4, 60, no_worker_sink)  # 100 valid rows: one process (60 rows per process at least)
+    # 100 valid rows: one process (60 rows per process at least)
+    plan = WorkerPlan(4, 60, no_worker_sink, run_in_processes)
     report = ingest(Reads(shuffled_file(50, 2)), SOURCE, table, spill_root=str(tmp_path), workers=plan, **INGEST_LIMITS)
     assert report.worker_processes == 1 and len(table.items) == 50
-    assert [WorkerPlan(4, 60, no_worker_sink).count(rows) for rows in (0, 119, 120, 240, 10_000)] == [1, 1, 2, 4, 4]
+    assert [plan.count(rows) for rows in (0, 119, 120, 240, 10_000)] == [1, 1, 2, 4, 4]

@@ -14,6 +14,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from lambdas.adapters.dynamodb import WritePolicy, WriteRetriesExhausted
 from lambdas.domain import purchases
 from lambdas.ingestion import service
+from lambdas.shared.processes import run_in_processes
 from lambdas.shared.settings import IngestionSettings, MissingSettingError
 from local.pipeline import build_function, function_settings
 from local.sqs_poller import SqsPoller
@@ -284,7 +285,7 @@ def test_a_worker_process_dying_mid_file_leaves_only_whole_purchases_and_the_red
     policy = service.write_policy(settings)
     writer = service._WorkerWriter(env.aws, settings.table_name, policy)
     flag = tmp_path / "died"
-    plan = purchases.WorkerPlan(2, 1, lambda: _DyingWriter(writer(), flag, after=120))
+    plan = purchases.WorkerPlan(2, 1, lambda: _DyingWriter(writer(), flag, after=120), run_in_processes)
     upload(env, "uploads/crash.csv", many_baskets(300))
     with pytest.raises(WorkerFailed, match="exit code 137"):
         service.build_ingestion(settings, env.aws, policy, plan).ingest_object(env.names.bucket, "uploads/crash.csv")
