@@ -14,17 +14,19 @@ DOMAIN = Path(lambdas.domain.__file__).parent
 ALLOWED_THIRD_PARTY = {"sqlglot"}  # lambdas/domain/queries.py parses athena-queries.sql with it
 
 
-def imported_modules(path: Path) -> set[str]:
+def imported_modules(path: Path, package: str = "lambdas.domain") -> set[str]:
+    """Every module ``path`` imports (also inside functions), relative imports resolved against ``package``."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.add(node.module)
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
+            found.add(".".join([*base, *([node.module] if node.module else [])]))
     return found
 
 
-def test_domain_modules_import_only_the_standard_library_and_the_domain():
+def test_domain_modules_import_only_the_standard_library_the_domain_and_sqlglot():
     modules = sorted(DOMAIN.glob("*.py"))
     assert len(modules) >= 5
     foreign = {
@@ -40,5 +42,9 @@ def test_domain_modules_import_only_the_standard_library_and_the_domain():
 
 def test_the_check_sees_a_foreign_import(tmp_path):
     module = tmp_path / "m.py"
-    module.write_text("import os\nfrom lambdas.shared import processes\nfrom . import sibling\n", encoding="utf-8")
-    assert imported_modules(module) == {"os", "lambdas.shared"}
+    module.write_text(
+        "import os\nfrom lambdas.shared import processes\nfrom . import sibling\nfrom ..adapters import s3\n"
+        "def f():\n    import boto3\n",
+        encoding="utf-8",
+    )
+    assert imported_modules(module) == {"os", "lambdas.shared", "lambdas.domain", "lambdas.adapters", "boto3"}
